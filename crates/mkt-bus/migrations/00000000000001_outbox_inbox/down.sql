@@ -1,0 +1,2 @@
+DROP TABLE inbox_messages;
+DROP TABLE outbox_messages;

@@ -1,0 +1,283 @@
+//! The outbox relay: publishes committed outbox rows in order, with confirms.
+//!
+//! Ordering: rows are published in `id` order on one channel, and only the confirmed
+//! prefix of a batch is marked published, so a failure re-publishes from the first
+//! unconfirmed row (consumers dedupe the repeats by message id). One relay per schema
+//! holds a session advisory lock on a connection detached from the pool; a crashed
+//! relay's connection closes, which frees the lock for a replica.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation};
+use mkt_db::Pool;
+use tokio::sync::Notify;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::outbox::outbox_messages;
+use crate::{BusConfig, BusError, backoff, topology};
+
+/// The header carrying the tenant id on every message.
+pub const TENANT_HEADER: &str = "x-tenant-id";
+/// The header carrying the aggregate id on every message.
+pub const AGGREGATE_HEADER: &str = "x-aggregate-id";
+/// Content type of every payload.
+pub const CONTENT_TYPE: &str = "application/x-protobuf";
+
+#[derive(Queryable)]
+struct PendingRow {
+    id: i64,
+    message_id: Uuid,
+    tenant_id: String,
+    aggregate_id: String,
+    routing_key: String,
+    payload: Vec<u8>,
+    headers: serde_json::Value,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Wakes the relay right after a commit that wrote outbox rows, so events go out
+/// without waiting for the poll interval.
+#[derive(Clone, Default)]
+pub struct RelayWaker(Arc<Notify>);
+
+impl RelayWaker {
+    /// Call after committing a transaction that enqueued events.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Everything a relay needs.
+pub struct Relay {
+    /// The service's pool (its schema's outbox).
+    pub pool: Pool,
+    /// Broker settings.
+    pub config: BusConfig,
+    /// The schema, which names the leader lock.
+    pub schema: String,
+    /// Connection name shown by the broker.
+    pub name: String,
+    /// Wake-ups from local commits.
+    pub waker: RelayWaker,
+}
+
+impl Relay {
+    /// Runs until the task is dropped or aborted; never returns an error: every
+    /// failure is logged and retried with backoff.
+    pub async fn run(self) {
+        let mut failures = 0u32;
+        loop {
+            match self.lead().await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(%error, failures, "outbox relay interrupted; retrying");
+                    tokio::time::sleep(backoff(failures, 100, 10_000)).await;
+                }
+            }
+        }
+    }
+
+    /// Takes leadership, connects, and publishes until something fails.
+    async fn lead(&self) -> Result<(), BusError> {
+        let pooled = self.pool.get().await.map_err(|e| BusError::Pool(e.to_string()))?;
+        // Detached: when this relay dies, the connection (and the lock) die with it
+        // instead of returning to the pool still holding the lock.
+        let mut lock_conn = mkt_db::diesel_async::pooled_connection::deadpool::Object::take(pooled);
+        let lock_key = format!("mkt-outbox-relay:{}", self.schema);
+        loop {
+            let acquired: bool = diesel::select(pg_try_advisory_lock(hashtext(&lock_key)))
+                .get_result(&mut lock_conn)
+                .await?;
+            if acquired {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        tracing::info!(schema = %self.schema, "outbox relay is the leader");
+
+        let connection = crate::connect(&self.config, &self.name).await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        topology::declare_exchanges(&channel, &self.config).await?;
+
+        let poll = Duration::from_millis(self.config.poll_interval_ms);
+        let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
+        let mut unconfirmed_rounds = 0u32;
+        loop {
+            // Leadership is only as good as the lock's connection.
+            diesel::sql_query("SELECT 1").execute(&mut lock_conn).await?;
+            let mut conn = self.pool.get().await.map_err(|e| BusError::Pool(e.to_string()))?;
+            let published = self.publish_batch(&mut conn, &channel).await?;
+            if last_prune.elapsed() > Duration::from_secs(600) {
+                self.prune(&mut conn).await?;
+                last_prune = std::time::Instant::now();
+            }
+            drop(conn);
+            match published {
+                BatchOutcome::Drained => {
+                    unconfirmed_rounds = 0;
+                    let _ = tokio::time::timeout(poll, self.waker.0.notified()).await;
+                }
+                BatchOutcome::More => unconfirmed_rounds = 0,
+                BatchOutcome::Stopped => {
+                    unconfirmed_rounds = unconfirmed_rounds.saturating_add(1);
+                    tokio::time::sleep(backoff(unconfirmed_rounds, 200, 30_000)).await;
+                }
+            }
+        }
+    }
+
+    async fn publish_batch(&self, conn: &mut AsyncPgConnection, channel: &Channel) -> Result<BatchOutcome, BusError> {
+        let rows: Vec<PendingRow> = outbox_messages::table
+            .filter(outbox_messages::published_at.is_null())
+            .order(outbox_messages::id.asc())
+            .limit(self.config.relay_batch)
+            .select((
+                outbox_messages::id,
+                outbox_messages::message_id,
+                outbox_messages::tenant_id,
+                outbox_messages::aggregate_id,
+                outbox_messages::routing_key,
+                outbox_messages::payload,
+                outbox_messages::headers,
+                outbox_messages::created_at,
+            ))
+            .load(conn)
+            .await?;
+        if rows.is_empty() {
+            return Ok(BatchOutcome::Drained);
+        }
+        let full = rows.len() as i64 == self.config.relay_batch;
+
+        // Publish the whole batch pipelined, then read the confirms in order.
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let span = tracing::info_span!("amqp.publish", routing_key = %row.routing_key, message_id = %row.message_id);
+            let stored: HashMap<String, String> = serde_json::from_value(row.headers.clone()).unwrap_or_default();
+            crate::consumer::set_parent(&span, &stored);
+            let confirm = async {
+                let properties = properties_for(row, &mkt_telemetry::current_context_headers());
+                channel
+                    .basic_publish(
+                        self.config.exchange.as_str().into(),
+                        row.routing_key.as_str().into(),
+                        BasicPublishOptions { mandatory: true, ..Default::default() },
+                        &row.payload,
+                        properties,
+                    )
+                    .await
+            }
+            .instrument(span)
+            .await;
+            match confirm {
+                Ok(confirm) => pending.push(confirm),
+                Err(error) => {
+                    // The channel is gone; whatever was sent before is re-sent next round.
+                    self.mark(conn, &rows[..0], Some((rows[0].id, error.to_string()))).await?;
+                    return Err(error.into());
+                }
+            }
+        }
+        let mut confirmed = 0usize;
+        let mut failure = None;
+        for (index, confirm) in pending.into_iter().enumerate() {
+            match confirm.await {
+                Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {
+                    if failure.is_none() {
+                        confirmed = index + 1;
+                    }
+                }
+                Ok(Confirmation::Ack(Some(returned))) | Ok(Confirmation::Nack(Some(returned))) => {
+                    failure.get_or_insert_with(|| {
+                        (rows[index].id, format!("unroutable: {} ({})", returned.reply_text, rows[index].routing_key))
+                    });
+                }
+                Ok(Confirmation::Nack(None)) => {
+                    failure.get_or_insert_with(|| (rows[index].id, "nacked by broker".to_owned()));
+                }
+                Err(error) => {
+                    failure.get_or_insert_with(|| (rows[index].id, error.to_string()));
+                }
+            }
+        }
+        self.mark(conn, &rows[..confirmed], failure.clone()).await?;
+        if let Some((id, reason)) = failure {
+            tracing::warn!(outbox_id = id, %reason, "outbox publish not confirmed; will retry");
+            return Ok(BatchOutcome::Stopped);
+        }
+        Ok(if full { BatchOutcome::More } else { BatchOutcome::Drained })
+    }
+
+    async fn mark(
+        &self,
+        conn: &mut AsyncPgConnection,
+        confirmed: &[PendingRow],
+        failure: Option<(i64, String)>,
+    ) -> Result<(), BusError> {
+        if !confirmed.is_empty() {
+            let ids: Vec<i64> = confirmed.iter().map(|r| r.id).collect();
+            diesel::update(outbox_messages::table.filter(outbox_messages::id.eq_any(&ids)))
+                .set(outbox_messages::published_at.eq(diesel::dsl::now))
+                .execute(conn)
+                .await?;
+            if let Some(oldest) = confirmed.first() {
+                let lag = chrono::Utc::now() - oldest.created_at;
+                tracing::debug!(count = ids.len(), lag_ms = lag.num_milliseconds(), "outbox rows published");
+            }
+        }
+        if let Some((id, reason)) = failure {
+            diesel::update(outbox_messages::table.find(id))
+                .set((outbox_messages::attempts.eq(outbox_messages::attempts + 1), outbox_messages::last_error.eq(reason)))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn prune(&self, conn: &mut AsyncPgConnection) -> Result<(), BusError> {
+        let cutoff = chrono::Utc::now() - chrono::Duration::hours(i64::from(self.config.retention_hours));
+        diesel::delete(outbox_messages::table.filter(outbox_messages::published_at.lt(cutoff))).execute(conn).await?;
+        use crate::outbox::inbox_messages;
+        diesel::delete(inbox_messages::table.filter(inbox_messages::received_at.lt(cutoff))).execute(conn).await?;
+        Ok(())
+    }
+}
+
+enum BatchOutcome {
+    Drained,
+    More,
+    Stopped,
+}
+
+fn properties_for(row: &PendingRow, trace: &HashMap<String, String>) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(ShortString::from(TENANT_HEADER), AMQPValue::LongString(LongString::from(row.tenant_id.as_str())));
+    headers.insert(ShortString::from(AGGREGATE_HEADER), AMQPValue::LongString(LongString::from(row.aggregate_id.as_str())));
+    for (key, value) in trace {
+        headers.insert(ShortString::from(key.as_str()), AMQPValue::LongString(LongString::from(value.as_str())));
+    }
+    BasicProperties::default()
+        .with_message_id(row.message_id.to_string().into())
+        .with_content_type(CONTENT_TYPE.into())
+        .with_type(row.routing_key.as_str().into())
+        .with_delivery_mode(2)
+        .with_timestamp(row.created_at.timestamp().max(0) as u64)
+        .with_headers(headers)
+}
+
+diesel::define_sql_function! {
+    /// Postgres `hashtext`, to turn the lock name into an advisory lock key.
+    fn hashtext(value: diesel::sql_types::Text) -> diesel::sql_types::Integer;
+}
+diesel::define_sql_function! {
+    /// Postgres `pg_try_advisory_lock` (session level).
+    fn pg_try_advisory_lock(key: diesel::sql_types::Integer) -> diesel::sql_types::Bool;
+}

@@ -1,0 +1,3 @@
+//! Events this service emits (always through the outbox) and consumes.
+
+pub mod publish;

@@ -1,0 +1,5 @@
+//! Tables and queries of the `ingestion` schema. Functions take a connection so they
+//! can join the caller's transaction.
+
+pub mod customers;
+pub mod schema;
