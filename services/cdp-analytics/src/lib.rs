@@ -1,0 +1,24 @@
+//! The cdp-analytics service: RFM, CLV and churn scores; the customer 360; tenant integrations.
+//!
+//! Foundation stage: it runs with its own schema, role, migrations, health and
+//! readiness, and an (empty) OpenAPI document; its domain comes with its issue.
+
+pub mod api;
+pub mod config;
+
+use utoipa::OpenApi;
+
+/// Name, schema and migrations of this service.
+pub static SPEC: mkt_runtime::ServiceSpec = mkt_runtime::ServiceSpec {
+    name: "cdp-analytics",
+    schema: "cdp_analytics",
+    migrations: &MIGRATIONS,
+};
+
+/// This service's own migrations (none yet beyond the bus tables).
+pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations");
+
+/// Starts the service (tests call this with port 0).
+pub async fn spawn(config: config::Config) -> anyhow::Result<mkt_runtime::Running> {
+    mkt_runtime::spawn(&SPEC, config, api::routes, api::ApiDoc::openapi(), Vec::new()).await
+}

@@ -1,0 +1,123 @@
+//! Queries on `customer_profiles`, the read model of ingestion's customers.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::customer_profiles;
+
+/// A profile as received from a `customer.upserted` event.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = customer_profiles)]
+pub struct ProfileUpsert {
+    /// Tenant.
+    pub tenant_id: String,
+    /// Customer id.
+    pub customer_id: Uuid,
+    /// Store's id.
+    pub external_id: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// State.
+    pub state: Option<String>,
+    /// Postal code.
+    pub zip_code: Option<String>,
+    /// Country.
+    pub country: Option<String>,
+    /// Loyalty tier.
+    pub loyalty_tier: Option<String>,
+    /// Custom traits.
+    pub attributes: serde_json::Value,
+    /// Email consent.
+    pub consent_email: bool,
+    /// SMS consent.
+    pub consent_sms: bool,
+    /// Push consent.
+    pub consent_push: bool,
+    /// Sign-up time.
+    pub signed_up_at: Option<DateTime<Utc>>,
+    /// Ingestion's version.
+    pub version: i64,
+}
+
+/// Applies an upsert unless the stored version is newer or equal, or the customer was
+/// erased. Returns whether anything changed.
+pub async fn apply_upsert(conn: &mut AsyncPgConnection, profile: &ProfileUpsert) -> QueryResult<bool> {
+    use customer_profiles::dsl as p;
+    // Row-locked read first: the version check and the write must see the same row.
+    let stored: Option<(i64, Option<DateTime<Utc>>)> = p::customer_profiles
+        .filter(p::tenant_id.eq(&profile.tenant_id))
+        .filter(p::customer_id.eq(profile.customer_id))
+        .select((p::version, p::erased_at))
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some((version, erased_at)) = stored
+        && (erased_at.is_some() || version >= profile.version)
+    {
+        return Ok(false);
+    }
+    let changed = diesel::insert_into(customer_profiles::table)
+        .values(profile)
+        .on_conflict((p::tenant_id, p::customer_id))
+        .do_update()
+        .set((
+            p::external_id.eq(excluded(p::external_id)),
+            p::email.eq(excluded(p::email)),
+            p::name.eq(excluded(p::name)),
+            p::phone.eq(excluded(p::phone)),
+            p::city.eq(excluded(p::city)),
+            p::state.eq(excluded(p::state)),
+            p::zip_code.eq(excluded(p::zip_code)),
+            p::country.eq(excluded(p::country)),
+            p::loyalty_tier.eq(excluded(p::loyalty_tier)),
+            p::attributes.eq(excluded(p::attributes)),
+            p::consent_email.eq(excluded(p::consent_email)),
+            p::consent_sms.eq(excluded(p::consent_sms)),
+            p::consent_push.eq(excluded(p::consent_push)),
+            p::signed_up_at.eq(excluded(p::signed_up_at)),
+            p::version.eq(excluded(p::version)),
+            p::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(changed > 0)
+}
+
+/// Erases a profile's personal data and leaves a tombstone that blocks later upserts.
+pub async fn erase(conn: &mut AsyncPgConnection, tenant: &str, customer: Uuid, at: DateTime<Utc>) -> QueryResult<()> {
+    use customer_profiles::dsl as p;
+    diesel::insert_into(customer_profiles::table)
+        .values((
+            p::tenant_id.eq(tenant),
+            p::customer_id.eq(customer),
+            p::version.eq(i64::MAX),
+            p::erased_at.eq(at),
+        ))
+        .on_conflict((p::tenant_id, p::customer_id))
+        .do_update()
+        .set((
+            p::external_id.eq(None::<String>),
+            p::email.eq(None::<String>),
+            p::name.eq(None::<String>),
+            p::phone.eq(None::<String>),
+            p::city.eq(None::<String>),
+            p::state.eq(None::<String>),
+            p::zip_code.eq(None::<String>),
+            p::attributes.eq(serde_json::json!({})),
+            p::erased_at.eq(at),
+            p::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! The segmentation schema as diesel sees it (`diesel print-schema --schema segmentation`).
+#![allow(missing_docs)] // generated shape
+
+diesel::table! {
+    customer_profiles (tenant_id, customer_id) {
+        tenant_id -> Text,
+        customer_id -> Uuid,
+        external_id -> Nullable<Text>,
+        email -> Nullable<Text>,
+        name -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        city -> Nullable<Text>,
+        state -> Nullable<Text>,
+        zip_code -> Nullable<Text>,
+        country -> Nullable<Text>,
+        loyalty_tier -> Nullable<Text>,
+        attributes -> Jsonb,
+        consent_email -> Bool,
+        consent_sms -> Bool,
+        consent_push -> Bool,
+        signed_up_at -> Nullable<Timestamptz>,
+        version -> Int8,
+        erased_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
