@@ -1,0 +1,156 @@
+//! Forwarding a request to its owning service: streamed bodies both ways, hop-by-hop
+//! headers dropped, `X-Request-Id` and `traceparent` added.
+
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderMap as ActixHeaders, HeaderName};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use mkt_auth::Verifier;
+use mkt_telemetry::RequestId;
+
+use crate::config::Upstreams;
+use crate::error::GatewayError;
+use crate::routes::{self, Service};
+
+/// Headers that describe one connection, not the message (RFC 9110 section 7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Shared proxy state.
+pub struct Proxy {
+    /// Outbound client (connection pooling across requests).
+    pub client: reqwest::Client,
+    /// Where services live.
+    pub upstreams: Upstreams,
+    /// Response-header deadline.
+    pub timeout: Duration,
+}
+
+impl Proxy {
+    /// Builds the client from the settings.
+    pub fn new(upstreams: Upstreams) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(upstreams.connect_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let timeout = Duration::from_millis(upstreams.timeout_ms);
+        Ok(Self { client, upstreams, timeout })
+    }
+
+    fn base(&self, service: Service) -> (&'static str, &str) {
+        match service {
+            Service::Ingestion => ("ingestion", &self.upstreams.ingestion),
+            Service::Segmentation => ("segmentation", &self.upstreams.segmentation),
+            Service::Campaign => ("campaign", &self.upstreams.campaign),
+            Service::Webhook => ("webhook", &self.upstreams.webhook),
+            Service::CdpAnalytics => ("cdp-analytics", &self.upstreams.cdp_analytics),
+        }
+    }
+}
+
+fn copy_headers(from: &ActixHeaders) -> reqwest::header::HeaderMap {
+    let mut out = reqwest::header::HeaderMap::new();
+    for (name, value) in from {
+        if HOP_BY_HOP.contains(&name.as_str()) || name.as_str() == "traceparent" || name.as_str() == "tracestate" {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
+            reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            out.append(name, value);
+        }
+    }
+    out
+}
+
+/// The catch-all handler for `/api/...`: authenticate, authorise by the routing table,
+/// forward.
+pub async fn forward(
+    req: HttpRequest,
+    payload: web::Payload,
+    proxy: web::Data<Proxy>,
+    verifier: web::Data<Verifier>,
+) -> Result<HttpResponse, GatewayError> {
+    let rule = routes::resolve(req.path()).ok_or(GatewayError::NoRoute)?;
+    let principal = verifier.verify_request(&req).await?;
+    principal.require_any(rule.allowed(req.method()))?;
+
+    let (name, base) = proxy.base(rule.service);
+    let mut url = format!("{}{}", base.trim_end_matches('/'), req.path());
+    if !req.query_string().is_empty() {
+        url.push('?');
+        url.push_str(req.query_string());
+    }
+    let mut headers = copy_headers(req.headers());
+    if let Some(RequestId(id)) = req.extensions().get::<RequestId>().cloned()
+        && let Ok(value) = reqwest::header::HeaderValue::from_str(&id)
+    {
+        headers.insert(mkt_telemetry::REQUEST_ID_HEADER, value);
+    }
+    for (key, value) in mkt_telemetry::current_context_headers() {
+        if let (Ok(name), Ok(value)) =
+            (reqwest::header::HeaderName::from_bytes(key.as_bytes()), reqwest::header::HeaderValue::from_str(&value))
+        {
+            headers.insert(name, value);
+        }
+    }
+    if let Some(peer) = req.peer_addr()
+        && let Ok(value) = reqwest::header::HeaderValue::from_str(&peer.ip().to_string())
+    {
+        headers.insert("x-forwarded-for", value);
+    }
+
+    // actix's payload is not Send; pump it through a channel into reqwest's body while
+    // the request is in flight, so uploads stream instead of buffering.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|e| GatewayError::Unavailable(name, e.to_string()))?;
+    let send = proxy.client.request(method, &url).headers(headers).body(body).send();
+    let pump = async move {
+        let mut payload = payload;
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+    };
+    let (response, ()) = futures_util::join!(tokio::time::timeout(proxy.timeout, send), pump);
+    let response = match response {
+        Err(_) => return Err(GatewayError::Timeout(name)),
+        Ok(Err(e)) if e.is_timeout() => return Err(GatewayError::Timeout(name)),
+        Ok(Err(e)) => return Err(GatewayError::Unavailable(name, e.to_string())),
+        Ok(Ok(response)) => response,
+    };
+
+    let status = actix_web::http::StatusCode::from_u16(response.status().as_u16())
+        .map_err(|e| GatewayError::Unavailable(name, e.to_string()))?;
+    let mut builder = HttpResponse::build(status);
+    for (key, value) in response.headers() {
+        if HOP_BY_HOP.contains(&key.as_str()) || key.as_str() == mkt_telemetry::REQUEST_ID_HEADER {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(key.as_str().as_bytes()) {
+            builder.append_header((name, value.as_bytes()));
+        }
+    }
+    let stream = response.bytes_stream().map(|chunk| chunk.map_err(|e| actix_web::error::ErrorBadGateway(e.to_string())));
+    Ok(builder.streaming(stream))
+}
