@@ -180,7 +180,13 @@ mod blocking {
     pub(super) fn migrate(url: &str, schema: &str, migrations: Migrations) -> Result<Vec<String>, DbError> {
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)
             .map_err(|e| DbError::Connection(e.to_string()))?;
-        conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"))
+        // `CREATE SCHEMA IF NOT EXISTS` checks the CREATE privilege before existence, and
+        // a service role provisioned with its schema must not need database-level CREATE.
+        let ensure_schema = format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = '{schema}') \
+             THEN EXECUTE 'CREATE SCHEMA {schema}'; END IF; END $$; SET search_path TO {schema}"
+        );
+        conn.batch_execute(&ensure_schema)
             .map_err(|e| DbError::Migration(e.to_string()))?;
         let applied = conn.run_pending_migrations(migrations).map_err(|e| DbError::Migration(e.to_string()))?;
         Ok(applied.into_iter().map(|v| v.to_string()).collect())
