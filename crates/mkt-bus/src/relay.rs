@@ -1,12 +1,15 @@
 //! The outbox relay: publishes committed outbox rows in order, with confirms.
 //!
-//! Ordering: rows are published in `id` order on one channel, and only the confirmed
-//! prefix of a batch is marked published, so a failure re-publishes from the first
-//! unconfirmed row (consumers dedupe the repeats by message id). One relay per schema
+//! Ordering: rows are published in `id` order on one channel and marked published once
+//! confirmed as routed. A row the broker cannot route (no queue bound for its routing
+//! key yet) is parked with backoff rather than stalling the outbox; rows of the same
+//! aggregate and routing key queue behind it, so per-aggregate order holds while other
+//! aggregates and event types keep flowing. Repeats after a failure are deduplicated by
+//! consumers on the message id. One relay per schema
 //! holds a session advisory lock on a connection detached from the pool; a crashed
 //! relay's connection closes, which frees the lock for a replica.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +43,7 @@ struct PendingRow {
     payload: Vec<u8>,
     headers: serde_json::Value,
     created_at: chrono::DateTime<chrono::Utc>,
+    attempts: i32,
 }
 
 /// Wakes the relay right after a commit that wrote outbox rows, so events go out
@@ -110,7 +114,6 @@ impl Relay {
 
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
-        let mut unconfirmed_rounds = 0u32;
         loop {
             // Leadership is only as good as the lock's connection.
             diesel::sql_query("SELECT 1").execute(&mut lock_conn).await?;
@@ -122,22 +125,28 @@ impl Relay {
             }
             drop(conn);
             match published {
-                BatchOutcome::Drained => {
-                    unconfirmed_rounds = 0;
+                // Nothing left that is due (parked rows wait for their time): sleep until
+                // a local commit wakes us or the poll interval passes.
+                BatchOutcome::Drained | BatchOutcome::Stopped => {
                     let _ = tokio::time::timeout(poll, self.waker.0.notified()).await;
                 }
-                BatchOutcome::More => unconfirmed_rounds = 0,
-                BatchOutcome::Stopped => {
-                    unconfirmed_rounds = unconfirmed_rounds.saturating_add(1);
-                    tokio::time::sleep(backoff(unconfirmed_rounds, 200, 30_000)).await;
-                }
+                BatchOutcome::More => {}
             }
         }
     }
 
     async fn publish_batch(&self, conn: &mut AsyncPgConnection, channel: &Channel) -> Result<BatchOutcome, BusError> {
+        // Due rows in commit order, skipping any row queued behind a parked row of the
+        // same aggregate and routing key (that row goes first when it is due again).
         let rows: Vec<PendingRow> = outbox_messages::table
             .filter(outbox_messages::published_at.is_null())
+            .filter(outbox_messages::next_attempt_at.is_null().or(outbox_messages::next_attempt_at.le(diesel::dsl::now)))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "NOT EXISTS (SELECT 1 FROM outbox_messages parked \
+                 WHERE parked.published_at IS NULL AND parked.aggregate_id = outbox_messages.aggregate_id \
+                 AND parked.routing_key = outbox_messages.routing_key AND parked.id < outbox_messages.id \
+                 AND parked.next_attempt_at > now())",
+            ))
             .order(outbox_messages::id.asc())
             .limit(self.config.relay_batch)
             .select((
@@ -149,6 +158,7 @@ impl Relay {
                 outbox_messages::payload,
                 outbox_messages::headers,
                 outbox_messages::created_at,
+                outbox_messages::attempts,
             ))
             .load(conn)
             .await?;
@@ -157,7 +167,8 @@ impl Relay {
         }
         let full = rows.len() as i64 == self.config.relay_batch;
 
-        // Publish the whole batch pipelined, then read the confirms in order.
+        // Publish the whole batch pipelined, then read the confirms in order. A channel
+        // error leaves every row unmarked: they are re-sent and consumers dedupe.
         let mut pending = Vec::with_capacity(rows.len());
         for row in &rows {
             let span = tracing::info_span!("amqp.publish", routing_key = %row.routing_key, message_id = %row.message_id);
@@ -176,70 +187,66 @@ impl Relay {
                     .await
             }
             .instrument(span)
-            .await;
-            match confirm {
-                Ok(confirm) => pending.push(confirm),
-                Err(error) => {
-                    // The channel is gone; whatever was sent before is re-sent next round.
-                    self.mark(conn, &rows[..0], Some((rows[0].id, error.to_string()))).await?;
-                    return Err(error.into());
-                }
-            }
+            .await?;
+            pending.push(confirm);
         }
-        let mut confirmed = 0usize;
-        let mut failure = None;
-        for (index, confirm) in pending.into_iter().enumerate() {
-            match confirm.await {
-                Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {
-                    if failure.is_none() {
-                        confirmed = index + 1;
+
+        let mut published = Vec::with_capacity(rows.len());
+        let mut parked: Vec<(&PendingRow, String)> = Vec::new();
+        let mut blocked: HashSet<(&str, &str)> = HashSet::new();
+        for (row, confirm) in rows.iter().zip(pending) {
+            let failure = match confirm.await {
+                Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => None,
+                Ok(Confirmation::Ack(Some(returned))) | Ok(Confirmation::Nack(Some(returned))) => {
+                    Some(format!("unroutable: {}", returned.reply_text))
+                }
+                Ok(Confirmation::Nack(None)) => Some("nacked by the broker".to_owned()),
+                Err(error) => return Err(error.into()),
+            };
+            let key = (row.aggregate_id.as_str(), row.routing_key.as_str());
+            match failure {
+                // Routed, and nothing of its aggregate and key failed before it.
+                None if !blocked.contains(&key) => published.push(row.id),
+                // Routed but behind a failure: re-sent after it, so order holds.
+                None => {}
+                Some(reason) => {
+                    if blocked.insert(key) {
+                        parked.push((row, reason));
                     }
                 }
-                Ok(Confirmation::Ack(Some(returned))) | Ok(Confirmation::Nack(Some(returned))) => {
-                    failure.get_or_insert_with(|| {
-                        (rows[index].id, format!("unroutable: {} ({})", returned.reply_text, rows[index].routing_key))
-                    });
-                }
-                Ok(Confirmation::Nack(None)) => {
-                    failure.get_or_insert_with(|| (rows[index].id, "nacked by broker".to_owned()));
-                }
-                Err(error) => {
-                    failure.get_or_insert_with(|| (rows[index].id, error.to_string()));
-                }
             }
         }
-        self.mark(conn, &rows[..confirmed], failure.clone()).await?;
-        if let Some((id, reason)) = failure {
-            tracing::warn!(outbox_id = id, %reason, "outbox publish not confirmed; will retry");
-            return Ok(BatchOutcome::Stopped);
-        }
-        Ok(if full { BatchOutcome::More } else { BatchOutcome::Drained })
-    }
-
-    async fn mark(
-        &self,
-        conn: &mut AsyncPgConnection,
-        confirmed: &[PendingRow],
-        failure: Option<(i64, String)>,
-    ) -> Result<(), BusError> {
-        if !confirmed.is_empty() {
-            let ids: Vec<i64> = confirmed.iter().map(|r| r.id).collect();
-            diesel::update(outbox_messages::table.filter(outbox_messages::id.eq_any(&ids)))
+        if !published.is_empty() {
+            diesel::update(outbox_messages::table.filter(outbox_messages::id.eq_any(&published)))
                 .set(outbox_messages::published_at.eq(diesel::dsl::now))
                 .execute(conn)
                 .await?;
-            if let Some(oldest) = confirmed.first() {
-                let lag = chrono::Utc::now() - oldest.created_at;
-                tracing::debug!(count = ids.len(), lag_ms = lag.num_milliseconds(), "outbox rows published");
-            }
         }
-        if let Some((id, reason)) = failure {
-            diesel::update(outbox_messages::table.find(id))
-                .set((outbox_messages::attempts.eq(outbox_messages::attempts + 1), outbox_messages::last_error.eq(reason)))
+        for (row, reason) in &parked {
+            let attempts = row.attempts.saturating_add(1);
+            let retry_in = backoff(attempts.unsigned_abs(), 500, 60_000);
+            tracing::warn!(outbox_id = row.id, routing_key = %row.routing_key, %reason, attempts, ?retry_in, "outbox row parked");
+            diesel::update(outbox_messages::table.find(row.id))
+                .set((
+                    outbox_messages::attempts.eq(attempts),
+                    outbox_messages::last_error.eq(reason),
+                    outbox_messages::next_attempt_at
+                        .eq(chrono::Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or_default()),
+                ))
                 .execute(conn)
                 .await?;
         }
-        Ok(())
+        if let Some(oldest) = <[PendingRow]>::first(&rows) {
+            let lag = chrono::Utc::now() - oldest.created_at;
+            tracing::debug!(published = published.len(), parked = parked.len(), lag_ms = lag.num_milliseconds(), "outbox batch");
+        }
+        Ok(if published.is_empty() {
+            BatchOutcome::Stopped
+        } else if full {
+            BatchOutcome::More
+        } else {
+            BatchOutcome::Drained
+        })
     }
 
     async fn prune(&self, conn: &mut AsyncPgConnection) -> Result<(), BusError> {
@@ -252,8 +259,11 @@ impl Relay {
 }
 
 enum BatchOutcome {
+    /// Everything due was published.
     Drained,
+    /// A full batch went out; there may be more.
     More,
+    /// Nothing could be published (all parked).
     Stopped,
 }
 

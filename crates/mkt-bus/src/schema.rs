@@ -15,6 +15,7 @@ diesel::table! {
         published_at -> Nullable<Timestamptz>,
         attempts -> Int4,
         last_error -> Nullable<Text>,
+        next_attempt_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -223,3 +223,66 @@ async fn redeliveries_have_no_second_effect_and_poison_goes_to_the_dead_letter_q
     assert_eq!(support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await, 2, "poison had no effect");
     consumer.abort();
 }
+
+#[tokio::test]
+async fn schema_rs_matches_the_bus_migration() {
+    let (url, _pool) = database().await;
+    support::assert_schema_rs_matches(&url, SCHEMA, include_str!("../src/schema.rs"), &["effects"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unroutable_event_is_parked_not_marked_sent_and_does_not_block_others() {
+    let config = BusConfig::new(support::vhost().await);
+    let (url, pool) = database().await;
+    let waker = RelayWaker::default();
+    let consumer = tokio::spawn(mkt_bus::consumer::run(pool.clone(), config.clone(), subscription()));
+    let relay_task = relay(&pool, &config, &waker);
+
+    // Nobody consumes `orphan.happened.v1` yet.
+    let mut conn = pool.get().await.expect("conn");
+    let orphan = OutgoingEvent {
+        routing_key: "orphan.happened.v1",
+        tenant_id: "t1".into(),
+        aggregate_id: "agg-o".into(),
+        payload: b"orphan".to_vec(),
+    };
+    conn.transaction(async |conn| enqueue(conn, &orphan).await.map(|_| ())).await.expect("commit");
+    drop(conn);
+    // Wait for the consumer's queue so the routable events are not parked too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for seq in 1..=3 {
+        produce(&pool, &waker, "agg-r", seq).await;
+    }
+    support::eventually(Duration::from_secs(15), "routable events despite the orphan", || async {
+        (support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await == 3).then_some(())
+    })
+    .await;
+    let orphan_state = format!(
+        "SELECT count(*) FROM {SCHEMA}.outbox_messages WHERE routing_key = 'orphan.happened.v1' \
+         AND published_at IS NULL AND attempts >= 1 AND last_error LIKE 'unroutable%'"
+    );
+    assert_eq!(support::scalar_i64(&url, &orphan_state).await, 1, "parked, not marked sent");
+
+    // Once a queue is bound, the parked event goes out on its next attempt.
+    let connection = mkt_bus::connect(&config, "late-consumer").await.expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    topology::declare_consumer_queue(&channel, &config, "late.orphan.happened.v1", "orphan.happened.v1").await.expect("declare");
+    support::eventually(Duration::from_secs(15), "the parked event to be published", || async {
+        (support::scalar_i64(
+            &url,
+            &format!("SELECT count(*) FROM {SCHEMA}.outbox_messages WHERE routing_key = 'orphan.happened.v1' AND published_at IS NOT NULL"),
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    let message = channel
+        .basic_get("late.orphan.happened.v1".into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("basic_get")
+        .expect("the parked event was delivered");
+    assert_eq!(message.delivery.data, b"orphan");
+    relay_task.abort();
+    consumer.abort();
+}

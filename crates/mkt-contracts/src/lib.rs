@@ -14,6 +14,12 @@ pub mod v1 {
         pub const CUSTOMER_UPSERTED: &str = "customer.upserted.v1";
         /// [`super::CustomerErased`].
         pub const CUSTOMER_ERASED: &str = "customer.erased.v1";
+        /// [`super::OrderPlaced`].
+        pub const ORDER_PLACED: &str = "order.placed.v1";
+        /// [`super::OrderUpdated`].
+        pub const ORDER_UPDATED: &str = "order.updated.v1";
+        /// [`super::BehaviourTracked`].
+        pub const BEHAVIOUR_TRACKED: &str = "behaviour.tracked.v1";
     }
 }
 

@@ -198,3 +198,86 @@ async fn scalar_on(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
     let row: Row = diesel::sql_query(format!("SELECT ({sql})::int8 AS value")).get_result(conn).await.expect("scalar query");
     row.value
 }
+
+/// Checks that a `store/schema.rs` (diesel `table!` blocks) matches what the migrations
+/// really create: the same tables, columns in order, SQL types and nullability. This is
+/// the CI check that `schema.rs` is current, without needing `diesel_cli` on CI.
+///
+/// Tables present in the database but absent from `schema_rs` fail too, except those
+/// listed in `ignore` (the bus's tables, which `mkt-bus` checks itself).
+pub async fn assert_schema_rs_matches(database_url: &str, schema: &str, schema_rs: &str, ignore: &[&str]) {
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Column {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        column_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        data_type: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        is_nullable: String,
+    }
+    let mut conn = AsyncPgConnection::establish(database_url).await.expect("connect");
+    let columns: Vec<Column> = diesel::sql_query(
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text \
+         FROM information_schema.columns WHERE table_schema = $1 AND table_name <> '__diesel_schema_migrations' \
+         ORDER BY table_name, ordinal_position",
+    )
+    .bind::<diesel::sql_types::Text, _>(schema)
+    .load(&mut conn)
+    .await
+    .expect("information_schema");
+    let mut actual: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    for c in columns.into_iter().filter(|c| !ignore.contains(&c.table_name.as_str())) {
+        let base = match c.data_type.as_str() {
+            "text" => "Text",
+            "uuid" => "Uuid",
+            "bigint" => "Int8",
+            "integer" => "Int4",
+            "smallint" => "Int2",
+            "boolean" => "Bool",
+            "jsonb" => "Jsonb",
+            "bytea" => "Bytea",
+            "timestamp with time zone" => "Timestamptz",
+            "date" => "Date",
+            "character" => "Bpchar",
+            "double precision" => "Float8",
+            "ARRAY" => "Array",
+            other => other,
+        };
+        let ty = if c.is_nullable == "YES" { format!("Nullable<{base}>") } else { base.to_owned() };
+        actual.entry(c.table_name).or_default().push((c.column_name, ty));
+    }
+    let declared = parse_table_macros(schema_rs);
+    assert_eq!(
+        declared, actual,
+        "store/schema.rs is out of date with the migrations of schema {schema} (left: schema.rs, right: database)"
+    );
+}
+
+/// Tables and `column -> Type` lines of `diesel::table!` blocks, in declaration order.
+fn parse_table_macros(source: &str) -> std::collections::BTreeMap<String, Vec<(String, String)>> {
+    let mut tables = std::collections::BTreeMap::new();
+    let mut current: Option<(String, Vec<(String, String)>)> = None;
+    for line in source.lines().map(str::trim) {
+        if let Some((table, _)) = line.split_once(" (").filter(|_| line.ends_with('{') && current.is_none()) {
+            current = Some((table.trim().to_owned(), Vec::new()));
+        } else if let Some((column, ty)) = line.split_once(" -> ") {
+            if let Some((_, columns)) = current.as_mut() {
+                // `Array<Text>` is compared as `Array`: information_schema names no element type.
+                let ty = ty.trim_end_matches(',').trim();
+                let ty = if ty.contains("Array<") {
+                    if ty.starts_with("Nullable<") { "Nullable<Array>".to_owned() } else { "Array".to_owned() }
+                } else {
+                    ty.to_owned()
+                };
+                columns.push((column.trim().to_owned(), ty));
+            }
+        } else if line == "}"
+            && let Some((table, columns)) = current.take()
+        {
+            tables.insert(table, columns);
+        }
+    }
+    tables
+}
