@@ -1,2 +1,131 @@
-//! End-to-end tests live in `tests/`: every service and the gateway started in-process
-//! on port 0 against real PostgreSQL and RabbitMQ (see `mkt-test-support`).
+//! End-to-end test support: every service and the gateway started in-process on port
+//! 0 against real PostgreSQL and RabbitMQ (see `mkt-test-support`). The tests live in
+//! `tests/`.
+
+use mkt_runtime::Running;
+use mkt_test_support as support;
+use serde_json::Value;
+
+/// All five services and the gateway, each on port 0, with their own databases and
+/// one shared vhost.
+pub struct Stack {
+    /// Part of the stack.
+    pub gateway: gateway::Running,
+    /// Part of the stack.
+    pub ingestion: Running,
+    /// Part of the stack.
+    pub segmentation: Running,
+    /// Part of the stack.
+    pub ingestion_db: String,
+    /// Part of the stack.
+    pub segmentation_db: String,
+    /// Part of the stack.
+    pub http: reqwest::Client,
+    /// The vhost's AMQP URL.
+    pub amqp_url: String,
+    _others: Vec<Running>,
+}
+
+impl Stack {
+    /// Starts everything.
+    pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts all five services and the gateway; `broken_upstream` points the gateway's
+    /// cdp-analytics route at a closed port instead.
+    pub async fn start_with(broken_upstream: Option<&str>) -> Self {
+        let amqp = support::vhost().await;
+        let amqp_url = amqp.clone();
+        let ingestion_db = support::database_for(&ingestion::SPEC).await;
+        let segmentation_db = support::database_for(&segmentation::SPEC).await;
+        let config = |db: &str, schema: &str| {
+            let mut config = support::service_config(db, &amqp);
+            config.database.schema = Some(schema.to_owned());
+            config
+        };
+        let ingestion = ingestion::spawn(config(&ingestion_db, "ingestion")).await.expect("ingestion");
+        let segmentation = segmentation::spawn(config(&segmentation_db, "segmentation")).await.expect("segmentation");
+        let campaign = campaign::spawn(support::service_config_for(&campaign::SPEC, &amqp).await).await.expect("campaign");
+        let webhook = webhook::spawn(support::service_config_for(&webhook::SPEC, &amqp).await).await.expect("webhook");
+        let analytics =
+            cdp_analytics::spawn(support::service_config_for(&cdp_analytics::SPEC, &amqp).await).await.expect("analytics");
+        let upstreams = gateway::config::Upstreams {
+            ingestion: ingestion.url(),
+            segmentation: segmentation.url(),
+            campaign: campaign.url(),
+            webhook: webhook.url(),
+            cdp_analytics: broken_upstream.map(str::to_owned).unwrap_or_else(|| analytics.url()),
+            timeout_ms: 5_000,
+            connect_timeout_ms: 500,
+        };
+        let gateway = gateway::spawn(gateway::config::Config {
+            http: mkt_runtime::HttpConfig { addr: "127.0.0.1:0".into(), workers: Some(1) },
+            auth: support::auth_config(),
+            upstreams,
+            telemetry: Default::default(),
+        })
+        .await
+        .expect("gateway");
+        Stack {
+            gateway,
+            ingestion,
+            segmentation,
+            ingestion_db,
+            segmentation_db,
+            http: reqwest::Client::new(),
+            amqp_url,
+            _others: vec![campaign, webhook, analytics],
+        }
+    }
+
+    /// A gateway URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway.url())
+    }
+
+    /// POSTs JSON through the gateway.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs through the gateway.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends any request through the gateway with a token and optional JSON body and
+    /// extra headers; returns status, headers and the JSON body (`Null` when empty).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.json().await.unwrap_or(Value::Null))
+    }
+}

@@ -4,95 +4,10 @@
 
 use std::time::Duration;
 
+use e2e::Stack;
 use mkt_auth::Claims;
-use mkt_runtime::Running;
 use mkt_test_support as support;
 use serde_json::{Value, json};
-
-struct Stack {
-    gateway: gateway::Running,
-    ingestion: Running,
-    segmentation: Running,
-    ingestion_db: String,
-    segmentation_db: String,
-    http: reqwest::Client,
-    _others: Vec<Running>,
-}
-
-impl Stack {
-    async fn start() -> Self {
-        Self::start_with(None).await
-    }
-
-    /// Starts all five services and the gateway; `broken_upstream` points the gateway's
-    /// cdp-analytics route at a closed port instead.
-    async fn start_with(broken_upstream: Option<&str>) -> Self {
-        let amqp = support::vhost().await;
-        let ingestion_db = support::database_for(&ingestion::SPEC).await;
-        let segmentation_db = support::database_for(&segmentation::SPEC).await;
-        let config = |db: &str, schema: &str| {
-            let mut config = support::service_config(db, &amqp);
-            config.database.schema = Some(schema.to_owned());
-            config
-        };
-        let ingestion = ingestion::spawn(config(&ingestion_db, "ingestion")).await.expect("ingestion");
-        let segmentation = segmentation::spawn(config(&segmentation_db, "segmentation")).await.expect("segmentation");
-        let campaign = campaign::spawn(support::service_config_for(&campaign::SPEC, &amqp).await).await.expect("campaign");
-        let webhook = webhook::spawn(support::service_config_for(&webhook::SPEC, &amqp).await).await.expect("webhook");
-        let analytics =
-            cdp_analytics::spawn(support::service_config_for(&cdp_analytics::SPEC, &amqp).await).await.expect("analytics");
-        let upstreams = gateway::config::Upstreams {
-            ingestion: ingestion.url(),
-            segmentation: segmentation.url(),
-            campaign: campaign.url(),
-            webhook: webhook.url(),
-            cdp_analytics: broken_upstream.map(str::to_owned).unwrap_or_else(|| analytics.url()),
-            timeout_ms: 5_000,
-            connect_timeout_ms: 500,
-        };
-        let gateway = gateway::spawn(gateway::config::Config {
-            http: mkt_runtime::HttpConfig { addr: "127.0.0.1:0".into(), workers: Some(1) },
-            auth: support::auth_config(),
-            upstreams,
-            telemetry: Default::default(),
-        })
-        .await
-        .expect("gateway");
-        Stack {
-            gateway,
-            ingestion,
-            segmentation,
-            ingestion_db,
-            segmentation_db,
-            http: reqwest::Client::new(),
-            _others: vec![campaign, webhook, analytics],
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.gateway.url())
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut request = self.http.post(self.url(path)).json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut request = self.http.get(self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
 
 fn seed_customer(email: &str) -> Value {
     json!({
@@ -243,7 +158,7 @@ async fn bad_input_gets_a_4xx_envelope_with_field_details() {
     let envelope: Value = response.json().await.expect("envelope");
     assert_eq!(envelope["code"], "invalid_json");
 
-    let (status, envelope) = stack.get("/api/v2/cdp/customers/not-a-uuid", Some(&token)).await;
+    let (status, envelope) = stack.get("/api/v2/cdp/orders/not-a-uuid", Some(&token)).await;
     assert_eq!((status, envelope["code"].as_str()), (400, Some("invalid_path")));
 
     let (status, envelope) = stack.get("/api/v2/cdp/nowhere", Some(&token)).await;

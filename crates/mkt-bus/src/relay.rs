@@ -209,11 +209,9 @@ impl Relay {
                 None if !blocked.contains(&key) => published.push(row.id),
                 // Routed but behind a failure: re-sent after it, so order holds.
                 None => {}
-                Some(reason) => {
-                    if blocked.insert(key) {
-                        parked.push((row, reason));
-                    }
-                }
+                // The first failure of its aggregate and key parks; later ones wait behind it.
+                Some(reason) if blocked.insert(key) => parked.push((row, reason)),
+                Some(_) => {}
             }
         }
         if !published.is_empty() {

@@ -2,9 +2,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use mkt_error::{ErrorInfo, render};
 
-use crate::domain::customer::FieldErrors;
+use crate::domain::FieldErrors;
 
 /// Everything a request to this service can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -12,9 +13,47 @@ pub enum ApiError {
     /// The customer payload is invalid (seed 000's message and per-field details).
     #[error("invalid customer data")]
     InvalidCustomer(FieldErrors),
-    /// No customer with that id in the caller's tenant.
+    /// The order payload is invalid.
+    #[error("invalid order data")]
+    InvalidOrder(FieldErrors),
+    /// The event payload is invalid.
+    #[error("invalid event data")]
+    InvalidEvent(FieldErrors),
+    /// The body does not have the expected shape (types, unknown fields).
+    #[error("invalid body: {0}")]
+    InvalidBody(String),
+    /// Query parameters out of range.
+    #[error("invalid query")]
+    InvalidQuery(FieldErrors),
+    /// A request header is malformed.
+    #[error("invalid header {0}: {1}")]
+    InvalidHeader(&'static str, &'static str),
+    /// A batch over the item limit.
+    #[error("batch too large")]
+    BatchTooLarge(usize),
+    /// No customer with that reference in the caller's tenant.
     #[error("customer {0} not found")]
     CustomerNotFound(String),
+    /// No order with that id in the caller's tenant.
+    #[error("order {0} not found")]
+    OrderNotFound(String),
+    /// A status change the order's lifecycle does not allow.
+    #[error("order cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// Current status.
+        from: String,
+        /// Requested status.
+        to: String,
+    },
+    /// A unique value (email, external id) already belongs to another record.
+    #[error("conflict: {0}")]
+    Conflict(&'static str, &'static str),
+    /// The body names another tenant than the token.
+    #[error("tenant mismatch")]
+    TenantMismatch,
+    /// The idempotency key was used with a different request.
+    #[error("idempotency key reused with a different body")]
+    IdempotencyMismatch,
     /// Authentication or authorisation failed.
     #[error(transparent)]
     Auth(#[from] mkt_auth::AuthError),
@@ -23,8 +62,28 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for ApiError {
-    fn from(error: diesel::result::Error) -> Self {
+impl From<DieselError> for ApiError {
+    fn from(error: DieselError) -> Self {
+        if let DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &error {
+            match info.constraint_name() {
+                Some("customers_tenant_email_key") => {
+                    return ApiError::Conflict("email_taken", "Another customer already has this email.");
+                }
+                Some("customers_tenant_external_id_key") => {
+                    return ApiError::Conflict("external_id_taken", "Another customer already has this external_id.");
+                }
+                Some("orders_tenant_external_id_key") => {
+                    return ApiError::Conflict("duplicate_order", "An order with this externalId already exists.");
+                }
+                Some("idempotency_keys_pkey") => {
+                    return ApiError::Conflict(
+                        "idempotency_in_progress",
+                        "A request with this Idempotency-Key is being processed; retry shortly.",
+                    );
+                }
+                _ => {}
+            }
+        }
         ApiError::Internal(error.into())
     }
 }
@@ -35,32 +94,76 @@ impl From<mkt_db::diesel_async::pooled_connection::deadpool::PoolError> for ApiE
     }
 }
 
+fn details(errors: &FieldErrors) -> serde_json::Value {
+    serde_json::to_value(errors).unwrap_or_default()
+}
+
+impl ApiError {
+    /// The status, code, message and details of this error.
+    pub fn info(&self) -> ErrorInfo {
+        match self {
+            ApiError::InvalidCustomer(errors) => {
+                ErrorInfo::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid user data provided.").with_details(details(errors))
+            }
+            ApiError::InvalidOrder(errors) => {
+                ErrorInfo::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid order data provided.").with_details(details(errors))
+            }
+            ApiError::InvalidEvent(errors) => {
+                ErrorInfo::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid event data provided.").with_details(details(errors))
+            }
+            ApiError::InvalidBody(reason) => ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_json", format!("Invalid JSON body: {reason}")),
+            ApiError::InvalidQuery(errors) => {
+                ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query parameters.").with_details(details(errors))
+            }
+            ApiError::InvalidHeader(name, reason) => {
+                ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_header", format!("Invalid {name} header: {reason}"))
+            }
+            ApiError::BatchTooLarge(max) => ErrorInfo::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                format!("A batch may contain at most {max} items."),
+            ),
+            ApiError::CustomerNotFound(id) => {
+                ErrorInfo::new(StatusCode::NOT_FOUND, "customer_not_found", format!("Customer with ID {id} not found."))
+            }
+            ApiError::OrderNotFound(id) => ErrorInfo::new(StatusCode::NOT_FOUND, "order_not_found", format!("Order with ID {id} not found.")),
+            ApiError::InvalidTransition { from, to } => ErrorInfo::new(
+                StatusCode::CONFLICT,
+                "invalid_status_transition",
+                format!("An order cannot go from {from} to {to}."),
+            ),
+            ApiError::Conflict(code, message) => ErrorInfo::new(StatusCode::CONFLICT, code, *message),
+            ApiError::TenantMismatch => ErrorInfo::new(
+                StatusCode::FORBIDDEN,
+                "tenant_mismatch",
+                "tenant_id in the body does not match the token's tenant.",
+            ),
+            ApiError::IdempotencyMismatch => ErrorInfo::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with a different request.",
+            ),
+            ApiError::Auth(e) => ErrorInfo::new(e.status_code(), "auth", e.to_string()),
+            ApiError::Internal(_) => {
+                ErrorInfo::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
+            }
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::InvalidCustomer(_) => StatusCode::BAD_REQUEST,
-            ApiError::CustomerNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Auth(e) => e.status_code(),
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.info().status
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            ApiError::InvalidCustomer(details) => render(
-                ErrorInfo::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid user data provided.")
-                    .with_details(serde_json::to_value(details).unwrap_or_default()),
-            ),
-            ApiError::CustomerNotFound(id) => render(ErrorInfo::new(
-                StatusCode::NOT_FOUND,
-                "customer_not_found",
-                format!("Customer with ID {id} not found."),
-            )),
             ApiError::Auth(e) => e.error_response(),
             ApiError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "request failed");
                 mkt_error::internal()
             }
+            other => render(other.info()),
         }
     }
 }

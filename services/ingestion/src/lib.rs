@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod service;
 pub mod store;
+pub mod views;
 
 use utoipa::OpenApi;
 

@@ -1,111 +1,20 @@
-//! `/api/v2/cdp/customers` handlers: extract, authorise, call the domain, map.
+//! `/api/v2/cdp/customers` handlers: extract, authorise, call the use case, map.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use mkt_runtime::{Infra, Principal, Role};
-use serde::Serialize;
-use utoipa::ToSchema;
-use uuid::Uuid;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
-use crate::domain::customer::CustomerInput;
+use super::common::{PageQuery, batch_items, page_body, parse, respond};
+use crate::domain::CustomerRef;
+use crate::domain::customer::{CustomerInput, CustomerPatch, Email};
 use crate::error::ApiError;
-use crate::service;
-use crate::store::customers::CustomerRow;
+use crate::service::{self, Idempotency};
+use crate::store::customers::ListFilter;
+use crate::views::{CustomerData, CustomerEnvelope, envelope};
 
-/// Seed 000's success envelope around a customer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CustomerEnvelope {
-    /// Always true.
-    pub success: bool,
-    /// Human message.
-    pub message: String,
-    /// The customer.
-    pub data: CustomerData,
-}
-
-/// A customer as the API returns it: seed 000's camelCase fields plus the CDP's
-/// snake_case extensions.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CustomerData {
-    /// Our id.
-    pub id: Uuid,
-    /// Full name.
-    pub name: String,
-    /// Email (lower-cased).
-    pub email: String,
-    /// Phone.
-    pub phone: Option<String>,
-    /// Sign-up time.
-    #[serde(rename = "createdAt")]
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    #[serde(rename = "updatedAt")]
-    pub updated_at: DateTime<Utc>,
-    /// Address, when known.
-    pub address: Option<AddressData>,
-    /// The store's id.
-    pub external_id: Option<String>,
-    /// Given name.
-    pub first_name: Option<String>,
-    /// Family name.
-    pub last_name: Option<String>,
-    /// Loyalty tier.
-    pub loyalty_tier: Option<String>,
-    /// Custom traits.
-    #[schema(value_type = Object)]
-    pub attributes: serde_json::Value,
-    /// Consent flags.
-    pub consent: crate::domain::customer::ConsentOutput,
-}
-
-/// Seed 000's address shape.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AddressData {
-    /// The customer's id.
-    #[serde(rename = "userId")]
-    pub user_id: Uuid,
-    /// Street.
-    pub street: String,
-    /// City.
-    pub city: String,
-    /// State.
-    pub state: String,
-    /// Postal code.
-    #[serde(rename = "zipCode")]
-    pub zip_code: String,
-    /// Country.
-    pub country: String,
-}
-
-impl From<CustomerRow> for CustomerData {
-    fn from(row: CustomerRow) -> Self {
-        let address = match (row.street, row.city, row.state, row.zip_code, row.country) {
-            (Some(street), Some(city), Some(state), Some(zip_code), Some(country)) => {
-                Some(AddressData { user_id: row.id, street, city, state, zip_code, country })
-            }
-            _ => None,
-        };
-        CustomerData {
-            id: row.id,
-            name: row.name,
-            email: row.email,
-            phone: row.phone,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            address,
-            external_id: row.external_id,
-            first_name: row.first_name,
-            last_name: row.last_name,
-            loyalty_tier: row.loyalty_tier,
-            attributes: row.attributes,
-            consent: crate::domain::customer::ConsentOutput {
-                email: row.consent_email,
-                sms: row.consent_sms,
-                push: row.consent_push,
-            },
-        }
-    }
-}
+const READERS: &[Role] = &[Role::Reader, Role::Ingest, Role::Marketer, Role::Analyst];
 
 /// Create or update a customer (upsert by tenant and email).
 #[utoipa::path(
@@ -113,48 +22,172 @@ impl From<CustomerRow> for CustomerData {
     path = "/api/v2/cdp/customers",
     tag = "customers",
     request_body = CustomerInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a retried request")),
     responses(
         (status = 201, description = "Created", body = CustomerEnvelope),
         (status = 200, description = "Updated", body = CustomerEnvelope),
         (status = 400, description = "Invalid customer data", body = mkt_error::ErrorEnvelope),
         (status = 401, description = "Missing or invalid token", body = mkt_error::ErrorEnvelope),
         (status = 403, description = "Role may not ingest", body = mkt_error::ErrorEnvelope),
+        (status = 409, description = "external_id belongs to another customer", body = mkt_error::ErrorEnvelope),
+        (status = 422, description = "Idempotency-Key reused with another body", body = mkt_error::ErrorEnvelope),
     ),
     security(("bearer" = []))
 )]
 pub async fn upsert(
+    req: HttpRequest,
     principal: Principal,
     infra: web::Data<Infra>,
-    body: web::Json<CustomerInput>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(&[Role::Ingest])?;
-    let valid = body.into_inner().validate().map_err(ApiError::InvalidCustomer)?;
-    let (row, created) = service::upsert_customer(&infra, &principal.tenant, &valid).await?;
-    let envelope = CustomerEnvelope {
-        success: true,
-        message: "User data ingested successfully.".into(),
-        data: row.into(),
-    };
-    Ok(if created { HttpResponse::Created().json(envelope) } else { HttpResponse::Ok().json(envelope) })
+    let idempotency = Idempotency::from_request(&req, &body)?;
+    let valid = parse::<CustomerInput>(body.into_inner())?.validate().map_err(ApiError::InvalidCustomer)?;
+    let reply = service::customers::upsert(&infra, &principal.tenant, idempotency.as_ref(), valid).await?;
+    Ok(respond(reply))
 }
 
-/// Read one customer of the caller's tenant.
+/// A batch of customers: `{"customers": [...]}`, up to 1,000.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomersBatch {
+    /// The customers (each as for a single POST).
+    #[schema(value_type = Vec<CustomerInput>)]
+    pub customers: Vec<serde_json::Value>,
+}
+
+/// Upsert up to 1,000 customers; valid ones commit even when others fail.
+#[utoipa::path(
+    post,
+    path = "/api/v2/cdp/customers/batch",
+    tag = "customers",
+    request_body = CustomersBatch,
+    responses(
+        (status = 200, description = "Per-item results in request order"),
+        (status = 413, description = "More than 1,000 items", body = mkt_error::ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn upsert_batch(
+    req: HttpRequest,
+    principal: Principal,
+    infra: web::Data<Infra>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_any(&[Role::Ingest])?;
+    let idempotency = Idempotency::from_request(&req, &body)?;
+    let batch: CustomersBatch = parse(body.into_inner())?;
+    let items = batch_items::<CustomerInput, _>(batch.customers, |input| input.validate().map_err(ApiError::InvalidCustomer))?;
+    let reply = service::customers::upsert_batch(&infra, &principal.tenant, idempotency.as_ref(), items).await?;
+    Ok(respond(reply))
+}
+
+/// Filters of `GET /customers`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Exact email (case-insensitive).
+    pub email: Option<String>,
+    /// Loyalty tier.
+    pub loyalty_tier: Option<String>,
+    /// Signed up at or after (RFC 3339).
+    pub created_after: Option<DateTime<Utc>>,
+    /// Signed up before (RFC 3339).
+    pub created_before: Option<DateTime<Utc>>,
+    /// Substring of name or email.
+    pub q: Option<String>,
+}
+
+/// List customers, newest sign-ups first.
+#[utoipa::path(
+    get,
+    path = "/api/v2/cdp/customers",
+    tag = "customers",
+    params(ListQuery, PageQuery),
+    responses((status = 200, description = "A page of customers")),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    filter: web::Query<ListQuery>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_any(READERS)?;
+    let (page, limit) = page.resolve()?;
+    let filter = filter.into_inner();
+    let filter = ListFilter {
+        email: filter.email.map(|e| Email::parse(&e).map(|e| e.as_str().to_owned()).unwrap_or(e)),
+        loyalty_tier: filter.loyalty_tier,
+        created_after: filter.created_after,
+        created_before: filter.created_before,
+        search: filter.q.filter(|q| !q.trim().is_empty()),
+    };
+    let (rows, total) = service::customers::list(&infra, &principal.tenant, &filter, page, limit).await?;
+    let data: Vec<CustomerData> = rows.into_iter().map(CustomerData::from).collect();
+    Ok(HttpResponse::Ok().json(page_body(data, page, limit, total)))
+}
+
+/// Read one customer by our id or the store's external id.
 #[utoipa::path(
     get,
     path = "/api/v2/cdp/customers/{id}",
     tag = "customers",
-    params(("id" = Uuid, Path, description = "Customer id")),
+    params(("id" = String, Path, description = "Our customer id (UUID) or the store's external_id")),
     responses(
         (status = 200, description = "The customer", body = CustomerEnvelope),
         (status = 404, description = "No such customer in this tenant", body = mkt_error::ErrorEnvelope),
     ),
     security(("bearer" = []))
 )]
-pub async fn get(principal: Principal, infra: web::Data<Infra>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Reader, Role::Ingest, Role::Marketer, Role::Analyst])?;
-    let id = id.into_inner();
-    let row = service::find_customer(&infra, &principal.tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::CustomerNotFound(id.to_string()))?;
-    Ok(HttpResponse::Ok().json(CustomerEnvelope { success: true, message: "Customer retrieved.".into(), data: row.into() }))
+pub async fn get(principal: Principal, infra: web::Data<Infra>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    principal.require_any(READERS)?;
+    let row = service::customers::find(&infra, &principal.tenant, &CustomerRef::from_id_or_external(&id)).await?;
+    Ok(HttpResponse::Ok().json(envelope("Customer retrieved.", CustomerData::from(row))))
+}
+
+/// Change single fields of a customer.
+#[utoipa::path(
+    patch,
+    path = "/api/v2/cdp/customers/{id}",
+    tag = "customers",
+    request_body = CustomerPatch,
+    params(("id" = String, Path, description = "Our customer id (UUID) or the store's external_id")),
+    responses(
+        (status = 200, description = "The updated customer", body = CustomerEnvelope),
+        (status = 404, description = "No such customer", body = mkt_error::ErrorEnvelope),
+        (status = 409, description = "Email or external_id taken", body = mkt_error::ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn patch(
+    req: HttpRequest,
+    principal: Principal,
+    infra: web::Data<Infra>,
+    id: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_any(&[Role::Ingest])?;
+    let idempotency = Idempotency::from_request(&req, &body)?;
+    let patch = parse::<CustomerPatch>(body.into_inner())?.validate().map_err(ApiError::InvalidCustomer)?;
+    let reference = CustomerRef::from_id_or_external(&id);
+    let reply = service::customers::patch(&infra, &principal.tenant, idempotency.as_ref(), reference, patch).await?;
+    Ok(respond(reply))
+}
+
+/// GDPR erasure: personal data is removed here and in every service.
+#[utoipa::path(
+    delete,
+    path = "/api/v2/cdp/customers/{id}",
+    tag = "customers",
+    params(("id" = String, Path, description = "Our customer id (UUID) or the store's external_id")),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 404, description = "No such customer", body = mkt_error::ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn erase(principal: Principal, infra: web::Data<Infra>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    principal.require_any(&[Role::Ingest])?;
+    service::customers::erase(&infra, &principal.tenant, CustomerRef::from_id_or_external(&id)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -4,14 +4,34 @@ use actix_web::web;
 use mkt_runtime::BearerAuth;
 use utoipa::OpenApi;
 
+pub mod common;
 pub mod customers;
+pub mod events;
+pub mod orders;
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v2/cdp/customers")
             .route("", web::post().to(customers::upsert))
-            .route("/{id}", web::get().to(customers::get)),
+            .route("", web::get().to(customers::list))
+            .route("/batch", web::post().to(customers::upsert_batch))
+            .route("/{id}", web::get().to(customers::get))
+            .route("/{id}", web::patch().to(customers::patch))
+            .route("/{id}", web::delete().to(customers::erase)),
+    )
+    .service(
+        web::scope("/api/v2/cdp/orders")
+            .route("", web::post().to(orders::place))
+            .route("", web::get().to(orders::list))
+            .route("/batch", web::post().to(orders::place_batch))
+            .route("/{id}", web::get().to(orders::get))
+            .route("/{id}", web::patch().to(orders::set_status)),
+    )
+    .service(
+        web::scope("/api/v2/cdp/events")
+            .route("", web::post().to(events::track))
+            .route("/batch", web::post().to(events::track_batch)),
     );
 }
 
@@ -19,14 +39,41 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ingestion API", description = "Customers, orders and behaviour events."),
-    paths(customers::upsert, customers::get),
+    paths(
+        customers::upsert,
+        customers::upsert_batch,
+        customers::list,
+        customers::get,
+        customers::patch,
+        customers::erase,
+        orders::place,
+        orders::place_batch,
+        orders::list,
+        orders::get,
+        orders::set_status,
+        events::track,
+        events::track_batch,
+    ),
     components(schemas(
         crate::domain::customer::CustomerInput,
         crate::domain::customer::AddressInput,
         crate::domain::customer::ConsentInput,
-        customers::CustomerData,
-        customers::AddressData,
-        customers::CustomerEnvelope,
+        crate::domain::customer::CustomerPatch,
+        crate::domain::customer::ConsentPatch,
+        crate::domain::order::OrderInput,
+        crate::domain::order::OrderItemInput,
+        crate::domain::order::OrderStatusPatch,
+        crate::domain::event::EventInput,
+        crate::views::CustomerData,
+        crate::views::AddressData,
+        crate::views::CustomerEnvelope,
+        crate::views::OrderData,
+        crate::views::OrderItemData,
+        crate::views::OrderEnvelope,
+        crate::views::EventData,
+        customers::CustomersBatch,
+        orders::OrdersBatch,
+        events::EventsBatch,
         mkt_error::ErrorEnvelope,
     )),
     modifiers(&BearerAuth),

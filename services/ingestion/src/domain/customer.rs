@@ -1,7 +1,5 @@
 //! Customer input, validated into [`ValidCustomer`] on construction.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -133,20 +131,8 @@ pub struct ValidCustomer {
     pub consent: ConsentInput,
 }
 
-/// Validation failures keyed by field path, as the error envelope's `details`.
-pub type FieldErrors = BTreeMap<String, Vec<String>>;
-
-fn text(errors: &mut FieldErrors, path: &str, value: Option<String>, required: bool, max: usize) -> Option<String> {
-    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    match &value {
-        None if required => errors.entry(path.into()).or_default().push("is required".into()),
-        Some(v) if v.chars().count() > max => {
-            errors.entry(path.into()).or_default().push(format!("must be at most {max} characters"))
-        }
-        _ => {}
-    }
-    value
-}
+pub use super::FieldErrors;
+use super::text;
 
 impl CustomerInput {
     /// Validates every field, collecting all problems rather than stopping at the first.
@@ -154,52 +140,24 @@ impl CustomerInput {
         let mut errors = FieldErrors::new();
         let email = match self.email.as_deref() {
             None => {
-                errors.entry("email".into()).or_default().push("is required".into());
+                super::push(&mut errors, "email", "is required");
                 None
             }
-            Some(raw) => Email::parse(raw).map_err(|e| errors.entry("email".into()).or_default().push(e.into())).ok(),
+            Some(raw) => Email::parse(raw).map_err(|e| super::push(&mut errors, "email", e)).ok(),
         };
         let name = text(&mut errors, "name", self.name, true, 200);
-        let phone = text(&mut errors, "phone", self.phone, false, 32);
-        if let Some(p) = &phone
-            && !p.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
-        {
-            errors.entry("phone".into()).or_default().push("may contain only digits, spaces and + - ( ) .".into());
-        }
-        let address = self.address.map(|a| {
-            let street = text(&mut errors, "address.street", a.street, true, 200);
-            let city = text(&mut errors, "address.city", a.city, true, 100);
-            let state = text(&mut errors, "address.state", a.state, true, 100);
-            let zip_code = text(&mut errors, "address.zipCode", a.zip_code, true, 20);
-            let country = text(&mut errors, "address.country", a.country, true, 100);
-            (street, city, state, zip_code, country)
-        });
+        let phone = phone(&mut errors, self.phone);
+        let address = self.address.map(|a| a.validate(&mut errors));
         let first_name = text(&mut errors, "first_name", self.first_name, false, 100);
         let last_name = text(&mut errors, "last_name", self.last_name, false, 100);
         let external_id = text(&mut errors, "external_id", self.external_id, false, 128);
         let loyalty_tier = text(&mut errors, "loyalty_tier", self.loyalty_tier, false, 64);
-        let attributes = match self.attributes {
-            None => serde_json::json!({}),
-            Some(value @ serde_json::Value::Object(_)) => value,
-            Some(_) => {
-                errors.entry("attributes".into()).or_default().push("must be a JSON object".into());
-                serde_json::Value::Null
-            }
-        };
-        if let Some(at) = self.created_at
-            && at > Utc::now() + chrono::Duration::minutes(5)
-        {
-            errors.entry("created_at".into()).or_default().push("must not be in the future".into());
-        }
+        let attributes = attributes(&mut errors, self.attributes.unwrap_or_else(|| serde_json::json!({})));
+        not_in_future(&mut errors, "created_at", self.created_at);
         if !errors.is_empty() {
             return Err(errors);
         }
-        let address = match address {
-            Some((Some(street), Some(city), Some(state), Some(zip_code), Some(country))) => {
-                Some(Address { street, city, state, zip_code, country })
-            }
-            _ => None,
-        };
+        let address = address.flatten();
         match (email, name) {
             (Some(email), Some(name)) => Ok(ValidCustomer {
                 email,
@@ -217,6 +175,148 @@ impl CustomerInput {
             // Unreachable in practice: a missing email or name was recorded above.
             _ => Err(errors),
         }
+    }
+}
+
+impl AddressInput {
+    /// All five parts are required once an address is given.
+    fn validate(self, errors: &mut FieldErrors) -> Option<Address> {
+        let street = text(errors, "address.street", self.street, true, 200);
+        let city = text(errors, "address.city", self.city, true, 100);
+        let state = text(errors, "address.state", self.state, true, 100);
+        let zip_code = text(errors, "address.zipCode", self.zip_code, true, 20);
+        let country = text(errors, "address.country", self.country, true, 100);
+        Some(Address { street: street?, city: city?, state: state?, zip_code: zip_code?, country: country? })
+    }
+}
+
+fn phone(errors: &mut FieldErrors, value: Option<String>) -> Option<String> {
+    let phone = text(errors, "phone", value, false, 32);
+    if let Some(p) = &phone
+        && !p.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
+    {
+        super::push(errors, "phone", "may contain only digits, spaces and + - ( ) .");
+    }
+    phone
+}
+
+/// Custom traits must be a JSON object of at most 16 KiB.
+fn attributes(errors: &mut FieldErrors, value: serde_json::Value) -> serde_json::Value {
+    if !value.is_object() {
+        super::push(errors, "attributes", "must be a JSON object");
+    } else if value.to_string().len() > 16 * 1024 {
+        super::push(errors, "attributes", "must be at most 16 KiB");
+    }
+    value
+}
+
+/// Rejects instants more than five minutes ahead (clock skew allowance).
+pub fn not_in_future(errors: &mut FieldErrors, path: &str, at: Option<DateTime<Utc>>) {
+    if at.is_some_and(|at| at > Utc::now() + chrono::Duration::minutes(5)) {
+        super::push(errors, path, "must not be in the future");
+    }
+}
+
+/// A PATCH of single customer fields. Absent fields are left alone; `null` clears an
+/// optional field. Attributes are merged key by key (`null` removes a key).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPatch {
+    /// New full name.
+    pub name: Option<String>,
+    /// New email (must stay unique in the tenant).
+    pub email: Option<String>,
+    /// New phone, or null to clear.
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    /// New address (all five parts), or null to clear.
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<AddressInput>)]
+    pub address: Option<Option<AddressInput>>,
+    /// Given name, or null.
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub first_name: Option<Option<String>>,
+    /// Family name, or null.
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub last_name: Option<Option<String>>,
+    /// The store's id, or null.
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
+    /// Loyalty tier, or null.
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub loyalty_tier: Option<Option<String>>,
+    /// Traits to merge; a `null` value removes the key.
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Consent flags to change.
+    pub consent: Option<ConsentPatch>,
+}
+
+/// Consent flags to change; absent flags are kept.
+#[derive(Debug, Default, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentPatch {
+    /// Email marketing.
+    pub email: Option<bool>,
+    /// SMS marketing.
+    pub sms: Option<bool>,
+    /// Push.
+    pub push: Option<bool>,
+}
+
+/// A validated PATCH.
+#[derive(Debug, Clone, Default)]
+pub struct ValidPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New email.
+    pub email: Option<Email>,
+    /// Phone change.
+    pub phone: Option<Option<String>>,
+    /// Address change.
+    pub address: Option<Option<Address>>,
+    /// Given name change.
+    pub first_name: Option<Option<String>>,
+    /// Family name change.
+    pub last_name: Option<Option<String>>,
+    /// External id change.
+    pub external_id: Option<Option<String>>,
+    /// Loyalty tier change.
+    pub loyalty_tier: Option<Option<String>>,
+    /// Attribute merges.
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Consent changes.
+    pub consent: ConsentPatch,
+}
+
+impl CustomerPatch {
+    /// Validates the fields that are present.
+    pub fn validate(self) -> Result<ValidPatch, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let mut patch = ValidPatch {
+            name: self.name.and_then(|n| text(&mut errors, "name", Some(n), true, 200)),
+            email: self.email.and_then(|e| Email::parse(&e).map_err(|m| super::push(&mut errors, "email", m)).ok()),
+            ..ValidPatch::default()
+        };
+        patch.phone = self.phone.map(|p| phone(&mut errors, p));
+        patch.address = self.address.map(|a| a.and_then(|a| a.validate(&mut errors)));
+        patch.first_name = self.first_name.map(|v| text(&mut errors, "first_name", v, false, 100));
+        patch.last_name = self.last_name.map(|v| text(&mut errors, "last_name", v, false, 100));
+        patch.external_id = self.external_id.map(|v| text(&mut errors, "external_id", v, false, 128));
+        patch.loyalty_tier = self.loyalty_tier.map(|v| text(&mut errors, "loyalty_tier", v, false, 64));
+        if let Some(map) = &self.attributes
+            && serde_json::Value::Object(map.clone()).to_string().len() > 16 * 1024
+        {
+            super::push(&mut errors, "attributes", "must be at most 16 KiB");
+        }
+        patch.attributes = self.attributes;
+        patch.consent = self.consent.unwrap_or_default();
+        if errors.is_empty() { Ok(patch) } else { Err(errors) }
     }
 }
 

@@ -6,6 +6,8 @@ use mkt_contracts::Message;
 use mkt_contracts::v1::{self, routing};
 
 use crate::store::customers::CustomerRow;
+use crate::store::events::EventRow;
+use crate::store::orders::{ItemRow, OrderRow};
 
 /// `customer.upserted.v1` with the customer's full current state.
 pub async fn customer_upserted(conn: &mut AsyncPgConnection, row: &CustomerRow) -> diesel::QueryResult<()> {
@@ -42,6 +44,118 @@ pub async fn customer_upserted(conn: &mut AsyncPgConnection, row: &CustomerRow) 
             routing_key: routing::CUSTOMER_UPSERTED,
             tenant_id: row.tenant_id.clone(),
             aggregate_id: row.id.to_string(),
+            payload: event.encode_to_vec(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// `customer.erased.v1`.
+pub async fn customer_erased(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    customer_id: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> diesel::QueryResult<()> {
+    let event = v1::CustomerErased {
+        tenant_id: tenant.to_owned(),
+        customer_id: customer_id.to_string(),
+        erased_at: Some(mkt_contracts::timestamp(at)),
+    };
+    enqueue(
+        conn,
+        &OutgoingEvent {
+            routing_key: routing::CUSTOMER_ERASED,
+            tenant_id: tenant.to_owned(),
+            aggregate_id: customer_id.to_string(),
+            payload: event.encode_to_vec(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn order_message(order: &OrderRow, items: &[ItemRow]) -> v1::Order {
+    v1::Order {
+        tenant_id: order.tenant_id.clone(),
+        order_id: order.id.to_string(),
+        external_id: order.external_id.clone(),
+        customer_id: order.customer_id.to_string(),
+        total_amount: order.total_amount,
+        currency: order.currency.clone(),
+        status: order.status.clone(),
+        promo_code: order.promo_code.clone(),
+        ordered_at: Some(mkt_contracts::timestamp(order.ordered_at)),
+        items: items
+            .iter()
+            .map(|i| v1::OrderItem {
+                item_id: i.id.to_string(),
+                product_id: i.product_id.clone(),
+                name: i.name.clone(),
+                price: i.price,
+                quantity: i.quantity,
+                total: i.total,
+            })
+            .collect(),
+        version: order.version,
+    }
+}
+
+/// `order.placed.v1`. Aggregate: the customer, so one customer's orders and their
+/// updates stay in order for consumers that aggregate per customer.
+pub async fn order_placed(conn: &mut AsyncPgConnection, order: &OrderRow, items: &[ItemRow]) -> diesel::QueryResult<()> {
+    let event = v1::OrderPlaced { order: Some(order_message(order, items)) };
+    enqueue(
+        conn,
+        &OutgoingEvent {
+            routing_key: routing::ORDER_PLACED,
+            tenant_id: order.tenant_id.clone(),
+            aggregate_id: order.customer_id.to_string(),
+            payload: event.encode_to_vec(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// `order.updated.v1` with the previous status.
+pub async fn order_updated(
+    conn: &mut AsyncPgConnection,
+    order: &OrderRow,
+    items: &[ItemRow],
+    previous_status: &str,
+) -> diesel::QueryResult<()> {
+    let event = v1::OrderUpdated { order: Some(order_message(order, items)), previous_status: previous_status.to_owned() };
+    enqueue(
+        conn,
+        &OutgoingEvent {
+            routing_key: routing::ORDER_UPDATED,
+            tenant_id: order.tenant_id.clone(),
+            aggregate_id: order.customer_id.to_string(),
+            payload: event.encode_to_vec(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// `behaviour.tracked.v1`.
+pub async fn behaviour_tracked(conn: &mut AsyncPgConnection, row: &EventRow) -> diesel::QueryResult<()> {
+    let event = v1::BehaviourTracked {
+        tenant_id: row.tenant_id.clone(),
+        event_id: row.id.to_string(),
+        customer_id: row.customer_id.to_string(),
+        event_type: row.event_type.clone(),
+        properties_json: row.properties.to_string(),
+        occurred_at: Some(mkt_contracts::timestamp(row.occurred_at)),
+    };
+    enqueue(
+        conn,
+        &OutgoingEvent {
+            routing_key: routing::BEHAVIOUR_TRACKED,
+            tenant_id: row.tenant_id.clone(),
+            aggregate_id: row.customer_id.to_string(),
             payload: event.encode_to_vec(),
         },
     )

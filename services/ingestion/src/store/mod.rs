@@ -2,4 +2,7 @@
 //! can join the caller's transaction.
 
 pub mod customers;
+pub mod events;
+pub mod idempotency;
+pub mod orders;
 pub mod schema;

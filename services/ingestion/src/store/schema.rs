@@ -24,5 +24,62 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         version -> Int8,
+        erased_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    orders (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        external_id -> Nullable<Text>,
+        customer_id -> Uuid,
+        total_amount -> Int8,
+        currency -> Bpchar,
+        status -> Text,
+        promo_code -> Nullable<Text>,
+        ordered_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    order_items (tenant_id, order_id, id) {
+        tenant_id -> Text,
+        order_id -> Uuid,
+        id -> Uuid,
+        position -> Int4,
+        product_id -> Text,
+        name -> Text,
+        price -> Int8,
+        quantity -> Int4,
+        total -> Int8,
+    }
+}
+
+diesel::table! {
+    behaviour_events (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        customer_id -> Uuid,
+        event_type -> Text,
+        properties -> Jsonb,
+        occurred_at -> Timestamptz,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (tenant_id, key) {
+        tenant_id -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status_code -> Int2,
+        response_body -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(customers, orders, order_items, behaviour_events);
