@@ -57,6 +57,7 @@ impl Stack {
             webhook: webhook.url(),
             cdp_analytics: broken_upstream.map(str::to_owned).unwrap_or_else(|| analytics.url()),
             timeout_ms: 5_000,
+            upload_timeout_ms: 600_000,
             connect_timeout_ms: 500,
         };
         let gateway = gateway::spawn(gateway::config::Config {

@@ -37,6 +37,9 @@ pub struct Upstreams {
     /// Longest wait for an upstream's response headers, in ms (then 504).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Response-header deadline for long uploads (CSV imports), in ms.
+    #[serde(default = "default_upload_timeout_ms")]
+    pub upload_timeout_ms: u64,
     /// Longest wait to connect to an upstream, in ms (then 502).
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
@@ -44,6 +47,9 @@ pub struct Upstreams {
 
 fn default_timeout_ms() -> u64 {
     30_000
+}
+fn default_upload_timeout_ms() -> u64 {
+    600_000
 }
 fn default_connect_timeout_ms() -> u64 {
     2_000

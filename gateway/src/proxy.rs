@@ -35,6 +35,8 @@ pub struct Proxy {
     pub upstreams: Upstreams,
     /// Response-header deadline.
     pub timeout: Duration,
+    /// Response-header deadline of long uploads.
+    pub upload_timeout: Duration,
 }
 
 impl Proxy {
@@ -46,7 +48,8 @@ impl Proxy {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let timeout = Duration::from_millis(upstreams.timeout_ms);
-        Ok(Self { client, upstreams, timeout })
+        let upload_timeout = Duration::from_millis(upstreams.upload_timeout_ms);
+        Ok(Self { client, upstreams, timeout, upload_timeout })
     }
 
     fn base(&self, service: Service) -> (&'static str, &str) {
@@ -132,7 +135,8 @@ pub async fn forward(
             }
         }
     };
-    let (response, ()) = futures_util::join!(tokio::time::timeout(proxy.timeout, send), pump);
+    let deadline = if rule.long { proxy.upload_timeout } else { proxy.timeout };
+    let (response, ()) = futures_util::join!(tokio::time::timeout(deadline, send), pump);
     let response = match response {
         Err(_) => return Err(GatewayError::Timeout(name)),
         Ok(Err(e)) if e.is_timeout() => return Err(GatewayError::Timeout(name)),

@@ -30,6 +30,8 @@ pub struct Rule {
     pub read: &'static [Role],
     /// Roles allowed to write (everything else); admin always may.
     pub write: &'static [Role],
+    /// Uploads that may take minutes (the upload deadline applies, not the usual one).
+    pub long: bool,
 }
 
 const READERS: &[Role] = &[Role::Reader, Role::Marketer, Role::Analyst, Role::Ingest];
@@ -38,22 +40,22 @@ const MARKETERS: &[Role] = &[Role::Marketer];
 /// The table.
 pub const RULES: &[Rule] = &[
     // Customer 360 lives in analytics, although it sits under /customers.
-    Rule { pattern: &["api", "v2", "cdp", "customers", "*", "profile"], service: Service::CdpAnalytics, read: READERS, write: &[] },
-    Rule { pattern: &["api", "v2", "cdp", "customers", "*", "timeline"], service: Service::CdpAnalytics, read: READERS, write: &[] },
-    Rule { pattern: &["api", "v2", "cdp", "customers"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest] },
-    Rule { pattern: &["api", "v2", "cdp", "orders"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest] },
-    Rule { pattern: &["api", "v2", "cdp", "events"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest] },
-    Rule { pattern: &["api", "v2", "cdp", "imports"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest] },
-    Rule { pattern: &["api", "v2", "cdp", "segments"], service: Service::Segmentation, read: READERS, write: MARKETERS },
-    Rule { pattern: &["api", "v2", "cdp", "process"], service: Service::CdpAnalytics, read: READERS, write: &[Role::Analyst] },
-    Rule { pattern: &["api", "v2", "cdp", "analytics"], service: Service::CdpAnalytics, read: READERS, write: &[Role::Analyst] },
-    Rule { pattern: &["api", "v2", "cdp", "tenant-integrations"], service: Service::CdpAnalytics, read: READERS, write: &[] },
-    Rule { pattern: &["api", "v1", "marketing", "segments"], service: Service::Segmentation, read: READERS, write: MARKETERS },
-    Rule { pattern: &["api", "v1", "marketing", "campaigns"], service: Service::Campaign, read: READERS, write: MARKETERS },
-    Rule { pattern: &["api", "v1", "marketing", "cart-campaigns"], service: Service::Campaign, read: READERS, write: MARKETERS },
-    Rule { pattern: &["api", "v1", "marketing", "promos"], service: Service::Campaign, read: READERS, write: MARKETERS },
-    Rule { pattern: &["api", "v1", "marketing", "funnels"], service: Service::Campaign, read: READERS, write: MARKETERS },
-    Rule { pattern: &["api", "v1", "marketing", "webhooks"], service: Service::Webhook, read: READERS, write: MARKETERS },
+    Rule { pattern: &["api", "v2", "cdp", "customers", "*", "profile"], service: Service::CdpAnalytics, read: READERS, write: &[], long: false },
+    Rule { pattern: &["api", "v2", "cdp", "customers", "*", "timeline"], service: Service::CdpAnalytics, read: READERS, write: &[], long: false },
+    Rule { pattern: &["api", "v2", "cdp", "customers"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest], long: false },
+    Rule { pattern: &["api", "v2", "cdp", "orders"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest], long: false },
+    Rule { pattern: &["api", "v2", "cdp", "events"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest], long: false },
+    Rule { pattern: &["api", "v2", "cdp", "imports"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest], long: true },
+    Rule { pattern: &["api", "v2", "cdp", "segments"], service: Service::Segmentation, read: READERS, write: MARKETERS, long: false },
+    Rule { pattern: &["api", "v2", "cdp", "process"], service: Service::CdpAnalytics, read: READERS, write: &[Role::Analyst], long: false },
+    Rule { pattern: &["api", "v2", "cdp", "analytics"], service: Service::CdpAnalytics, read: READERS, write: &[Role::Analyst], long: false },
+    Rule { pattern: &["api", "v2", "cdp", "tenant-integrations"], service: Service::CdpAnalytics, read: READERS, write: &[], long: false },
+    Rule { pattern: &["api", "v1", "marketing", "segments"], service: Service::Segmentation, read: READERS, write: MARKETERS, long: false },
+    Rule { pattern: &["api", "v1", "marketing", "campaigns"], service: Service::Campaign, read: READERS, write: MARKETERS, long: false },
+    Rule { pattern: &["api", "v1", "marketing", "cart-campaigns"], service: Service::Campaign, read: READERS, write: MARKETERS, long: false },
+    Rule { pattern: &["api", "v1", "marketing", "promos"], service: Service::Campaign, read: READERS, write: MARKETERS, long: false },
+    Rule { pattern: &["api", "v1", "marketing", "funnels"], service: Service::Campaign, read: READERS, write: MARKETERS, long: false },
+    Rule { pattern: &["api", "v1", "marketing", "webhooks"], service: Service::Webhook, read: READERS, write: MARKETERS, long: false },
 ];
 
 /// The rule for `path`, if any service owns it.

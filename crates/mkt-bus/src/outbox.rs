@@ -54,6 +54,30 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, event: &OutgoingEvent) -> Que
     Ok(message_id)
 }
 
+/// Adds several events in one statement (bulk paths: imports, batches), in order.
+pub async fn enqueue_many(conn: &mut AsyncPgConnection, events: &[OutgoingEvent]) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let headers = serde_json::to_value(mkt_telemetry::current_context_headers()).unwrap_or_default();
+    let rows: Vec<NewOutboxRow<'_>> = events
+        .iter()
+        .map(|event| NewOutboxRow {
+            message_id: Uuid::now_v7(),
+            tenant_id: &event.tenant_id,
+            aggregate_id: &event.aggregate_id,
+            routing_key: event.routing_key,
+            payload: &event.payload,
+            headers: headers.clone(),
+        })
+        .collect();
+    // Postgres allows 65535 bind parameters per statement; six per row.
+    for chunk in rows.chunks(10_000) {
+        diesel::insert_into(outbox_messages::table).values(chunk).execute(conn).await?;
+    }
+    Ok(())
+}
+
 /// Number of outbox rows not yet published (for readiness details and tests).
 pub async fn pending_count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     outbox_messages::table.filter(outbox_messages::published_at.is_null()).count().get_result(conn).await

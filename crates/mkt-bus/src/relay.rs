@@ -113,12 +113,16 @@ impl Relay {
         topology::declare_exchanges(&channel, &self.config).await?;
 
         let poll = Duration::from_millis(self.config.poll_interval_ms);
+        // Routing keys with no queue bound: every message of such a key would bounce, so
+        // the key waits as a whole (cheap, and keeps every aggregate's order).
+        let mut parked_keys: HashMap<String, ParkedKey> = HashMap::new();
         let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
             // Leadership is only as good as the lock's connection.
             diesel::sql_query("SELECT 1").execute(&mut lock_conn).await?;
             let mut conn = self.pool.get().await.map_err(|e| BusError::Pool(e.to_string()))?;
-            let published = self.publish_batch(&mut conn, &channel).await?;
+            parked_keys.retain(|_, parked| parked.until > std::time::Instant::now() || parked.keep());
+            let published = self.publish_batch(&mut conn, &channel, &mut parked_keys).await?;
             if last_prune.elapsed() > Duration::from_secs(600) {
                 self.prune(&mut conn).await?;
                 last_prune = std::time::Instant::now();
@@ -135,11 +139,19 @@ impl Relay {
         }
     }
 
-    async fn publish_batch(&self, conn: &mut AsyncPgConnection, channel: &Channel) -> Result<BatchOutcome, BusError> {
+    async fn publish_batch(
+        &self,
+        conn: &mut AsyncPgConnection,
+        channel: &Channel,
+        parked_keys: &mut HashMap<String, ParkedKey>,
+    ) -> Result<BatchOutcome, BusError> {
+        let now = std::time::Instant::now();
+        let waiting: Vec<String> = parked_keys.iter().filter(|(_, p)| p.until > now).map(|(k, _)| k.clone()).collect();
         // Due rows in commit order, skipping any row queued behind a parked row of the
         // same aggregate and routing key (that row goes first when it is due again).
         let rows: Vec<PendingRow> = outbox_messages::table
             .filter(outbox_messages::published_at.is_null())
+            .filter(outbox_messages::routing_key.ne_all(&waiting))
             .filter(outbox_messages::next_attempt_at.is_null().or(outbox_messages::next_attempt_at.le(diesel::dsl::now)))
             .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
                 "NOT EXISTS (SELECT 1 FROM outbox_messages parked \
@@ -194,16 +206,42 @@ impl Relay {
         let mut published = Vec::with_capacity(rows.len());
         let mut parked: Vec<(&PendingRow, String)> = Vec::new();
         let mut blocked: HashSet<(&str, &str)> = HashSet::new();
+        let mut unroutable_keys: Vec<String> = Vec::new();
         for (row, confirm) in rows.iter().zip(pending) {
             let failure = match confirm.await {
                 Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => None,
+                Ok(Confirmation::Ack(Some(returned))) if returned.reply_code == NO_ROUTE => {
+                    let key = row.routing_key.clone();
+                    let first = !unroutable_keys.contains(&key);
+                    if first {
+                        unroutable_keys.push(key.clone());
+                        let parked = parked_keys.entry(key).or_insert(ParkedKey { attempts: 0, until: now });
+                        parked.attempts = parked.attempts.saturating_add(1);
+                        parked.until = std::time::Instant::now() + backoff(parked.attempts, 500, 60_000);
+                        // Recorded on the first row only, for operators to see why.
+                        diesel::update(outbox_messages::table.find(row.id))
+                            .set((
+                                outbox_messages::attempts.eq(outbox_messages::attempts + 1),
+                                outbox_messages::last_error.eq(format!("unroutable: {}", returned.reply_text)),
+                            ))
+                            .execute(conn)
+                            .await?;
+                        tracing::warn!(routing_key = %row.routing_key, "no queue bound for this routing key; holding its events");
+                    }
+                    continue;
+                }
                 Ok(Confirmation::Ack(Some(returned))) | Ok(Confirmation::Nack(Some(returned))) => {
-                    Some(format!("unroutable: {}", returned.reply_text))
+                    Some(format!("returned: {}", returned.reply_text))
                 }
                 Ok(Confirmation::Nack(None)) => Some("nacked by the broker".to_owned()),
                 Err(error) => return Err(error.into()),
             };
             let key = (row.aggregate_id.as_str(), row.routing_key.as_str());
+            if unroutable_keys.contains(&row.routing_key) {
+                // Routed after its key bounced (a binding appeared mid-batch): re-sent
+                // with the rest of the key, in order.
+                continue;
+            }
             match failure {
                 // Routed, and nothing of its aggregate and key failed before it.
                 None if !blocked.contains(&key) => published.push(row.id),
@@ -238,6 +276,9 @@ impl Relay {
             let lag = chrono::Utc::now() - oldest.created_at;
             tracing::debug!(published = published.len(), parked = parked.len(), lag_ms = lag.num_milliseconds(), "outbox batch");
         }
+        if published.is_empty() && !unroutable_keys.is_empty() {
+            return Ok(BatchOutcome::More);
+        }
         Ok(if published.is_empty() {
             BatchOutcome::Stopped
         } else if full {
@@ -253,6 +294,23 @@ impl Relay {
         use crate::outbox::inbox_messages;
         diesel::delete(inbox_messages::table.filter(inbox_messages::received_at.lt(cutoff))).execute(conn).await?;
         Ok(())
+    }
+}
+
+/// AMQP reply code of a mandatory message no queue is bound for.
+const NO_ROUTE: u16 = 312;
+
+/// A routing key held back because nothing is bound to it.
+struct ParkedKey {
+    attempts: u32,
+    until: std::time::Instant,
+}
+
+impl ParkedKey {
+    /// Keeps the backoff memory for a while after the wait ends, so a key that keeps
+    /// bouncing backs off further instead of starting over.
+    fn keep(&self) -> bool {
+        self.until.elapsed() < Duration::from_secs(300)
     }
 }
 

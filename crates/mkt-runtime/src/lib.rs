@@ -128,6 +128,22 @@ impl Running {
 /// Builds the service's routes on top of the shared ones.
 pub type Routes = fn(&mut web::ServiceConfig);
 
+/// A long-running background task of a service (an import worker, a scheduler),
+/// started with the infrastructure handles and aborted on shutdown.
+pub type Worker = Box<dyn FnOnce(Infra) -> futures_util::future::BoxFuture<'static, ()> + Send>;
+
+/// What a service plugs into the shared runtime.
+pub struct Parts {
+    /// Its routes.
+    pub routes: Routes,
+    /// Its OpenAPI document.
+    pub openapi: utoipa::openapi::OpenApi,
+    /// The queues it consumes.
+    pub subscriptions: Vec<Subscription>,
+    /// Its background workers.
+    pub workers: Vec<Worker>,
+}
+
 /// Runs migrations for `spec` with `url` (the `migrate` subcommand and tests).
 pub async fn migrate(spec: &ServiceSpec, database: &DbConfig) -> anyhow::Result<Vec<String>> {
     let schema = database.schema_or(spec.schema)?;
@@ -140,13 +156,8 @@ fn migrations(spec: &ServiceSpec) -> Migrations {
 }
 
 /// Starts everything and returns once the HTTP listener is bound.
-pub async fn spawn(
-    spec: &ServiceSpec,
-    config: ServiceConfig,
-    routes: Routes,
-    openapi: utoipa::openapi::OpenApi,
-    subscriptions: Vec<Subscription>,
-) -> anyhow::Result<Running> {
+pub async fn spawn(spec: &ServiceSpec, config: ServiceConfig, parts: Parts) -> anyhow::Result<Running> {
+    let Parts { routes, openapi, subscriptions, workers } = parts;
     if config.run_migrations {
         let applied = migrate(spec, &config.database).await?;
         if !applied.is_empty() {
@@ -170,6 +181,9 @@ pub async fn spawn(
     ));
     for subscription in subscriptions {
         background.push(tokio::spawn(mkt_bus::consumer::run(pool.clone(), config.bus.clone(), subscription)));
+    }
+    for worker in workers {
+        background.push(tokio::spawn(worker(infra.clone())));
     }
 
     let openapi = web::Data::new(openapi);
@@ -204,12 +218,7 @@ pub async fn spawn(
 }
 
 /// The body of `main` for every service: `<bin> [serve|migrate]`.
-pub async fn main(
-    spec: &ServiceSpec,
-    routes: Routes,
-    openapi: utoipa::openapi::OpenApi,
-    subscriptions: Vec<Subscription>,
-) -> anyhow::Result<()> {
+pub async fn main(spec: &ServiceSpec, parts: fn() -> Parts) -> anyhow::Result<()> {
     let config: ServiceConfig = mkt_config::load()?;
     let _telemetry = mkt_telemetry::init(spec.name, &config.telemetry)?;
     match std::env::args().nth(1).as_deref() {
@@ -219,7 +228,7 @@ pub async fn main(
             Ok(())
         }
         None | Some("serve") => {
-            let running = spawn(spec, config, routes, openapi, subscriptions).await?;
+            let running = spawn(spec, config, parts()).await?;
             let result = running.server_task.await;
             for task in running.background {
                 task.abort();

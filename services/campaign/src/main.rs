@@ -1,8 +1,6 @@
 //! `campaign [serve|migrate]`.
 
-use utoipa::OpenApi;
-
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    mkt_runtime::main(&campaign::SPEC, campaign::api::routes, campaign::api::ApiDoc::openapi(), Vec::new()).await
+    mkt_runtime::main(&campaign::SPEC, campaign::parts).await
 }

@@ -28,6 +28,15 @@ pub enum ApiError {
     /// A request header is malformed.
     #[error("invalid header {0}: {1}")]
     InvalidHeader(&'static str, &'static str),
+    /// The CSV file cannot be read.
+    #[error("invalid csv: {0}")]
+    InvalidCsv(String),
+    /// The CSV header has unknown, duplicate or missing columns.
+    #[error("invalid csv header")]
+    InvalidCsvHeader(FieldErrors),
+    /// No import job with that id in the caller's tenant.
+    #[error("import {0} not found")]
+    ImportNotFound(String),
     /// A batch over the item limit.
     #[error("batch too large")]
     BatchTooLarge(usize),
@@ -117,6 +126,14 @@ impl ApiError {
             }
             ApiError::InvalidHeader(name, reason) => {
                 ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_header", format!("Invalid {name} header: {reason}"))
+            }
+            ApiError::InvalidCsv(reason) => ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_csv", format!("Invalid CSV: {reason}")),
+            ApiError::InvalidCsvHeader(errors) => {
+                ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_csv_header", "The CSV header is not valid for this import.")
+                    .with_details(details(errors))
+            }
+            ApiError::ImportNotFound(id) => {
+                ErrorInfo::new(StatusCode::NOT_FOUND, "import_not_found", format!("Import with ID {id} not found."))
             }
             ApiError::BatchTooLarge(max) => ErrorInfo::new(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -25,7 +25,17 @@ pub static SPEC: mkt_runtime::ServiceSpec = mkt_runtime::ServiceSpec {
 /// This service's own migrations (the bus tables come from `mkt-bus`).
 pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations");
 
+/// What this service plugs into the shared runtime.
+pub fn parts() -> mkt_runtime::Parts {
+    mkt_runtime::Parts {
+        routes: api::routes,
+        openapi: api::ApiDoc::openapi(),
+        subscriptions: Vec::new(),
+        workers: vec![service::imports::worker()],
+    }
+}
+
 /// Starts the service (tests call this with port 0).
 pub async fn spawn(config: config::Config) -> anyhow::Result<mkt_runtime::Running> {
-    mkt_runtime::spawn(&SPEC, config, api::routes, api::ApiDoc::openapi(), Vec::new()).await
+    mkt_runtime::spawn(&SPEC, config, parts()).await
 }

@@ -21,7 +21,17 @@ pub static SPEC: mkt_runtime::ServiceSpec = mkt_runtime::ServiceSpec {
 /// This service's own migrations.
 pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations");
 
+/// What this service plugs into the shared runtime.
+pub fn parts() -> mkt_runtime::Parts {
+    mkt_runtime::Parts {
+        routes: api::routes,
+        openapi: api::ApiDoc::openapi(),
+        subscriptions: events::consume::subscriptions(),
+        workers: Vec::new(),
+    }
+}
+
 /// Starts the service (tests call this with port 0).
 pub async fn spawn(config: config::Config) -> anyhow::Result<mkt_runtime::Running> {
-    mkt_runtime::spawn(&SPEC, config, api::routes, api::ApiDoc::openapi(), events::consume::subscriptions()).await
+    mkt_runtime::spawn(&SPEC, config, parts()).await
 }

@@ -1,8 +1,6 @@
 //! `webhook [serve|migrate]`.
 
-use utoipa::OpenApi;
-
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    mkt_runtime::main(&webhook::SPEC, webhook::api::routes, webhook::api::ApiDoc::openapi(), Vec::new()).await
+    mkt_runtime::main(&webhook::SPEC, webhook::parts).await
 }

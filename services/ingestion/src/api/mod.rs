@@ -7,6 +7,7 @@ use utoipa::OpenApi;
 pub mod common;
 pub mod customers;
 pub mod events;
+pub mod imports;
 pub mod orders;
 
 /// Registers every route.
@@ -32,6 +33,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v2/cdp/events")
             .route("", web::post().to(events::track))
             .route("/batch", web::post().to(events::track_batch)),
+    )
+    .service(
+        web::scope("/api/v2/cdp/imports")
+            .route("", web::post().to(imports::upload))
+            .route("/{id}", web::get().to(imports::get))
+            .route("/{id}/events", web::get().to(imports::events))
+            .route("/{id}/rejections", web::get().to(imports::rejections)),
     );
 }
 
@@ -53,6 +61,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         orders::set_status,
         events::track,
         events::track_batch,
+        imports::upload,
+        imports::get,
+        imports::events,
+        imports::rejections,
     ),
     components(schemas(
         crate::domain::customer::CustomerInput,
@@ -74,6 +86,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         customers::CustomersBatch,
         orders::OrdersBatch,
         events::EventsBatch,
+        imports::ImportData,
         mkt_error::ErrorEnvelope,
     )),
     modifiers(&BearerAuth),

@@ -2,6 +2,7 @@
 
 pub mod customer;
 pub mod event;
+pub mod import;
 pub mod order;
 
 use std::collections::BTreeMap;

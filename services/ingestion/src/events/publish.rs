@@ -9,8 +9,19 @@ use crate::store::customers::CustomerRow;
 use crate::store::events::EventRow;
 use crate::store::orders::{ItemRow, OrderRow};
 
+/// `customer.upserted.v1` for many customers in one statement.
+pub async fn customers_upserted(conn: &mut AsyncPgConnection, rows: &[CustomerRow]) -> diesel::QueryResult<()> {
+    let events: Vec<OutgoingEvent> = rows.iter().map(customer_upserted_event).collect();
+    mkt_bus::outbox::enqueue_many(conn, &events).await
+}
+
 /// `customer.upserted.v1` with the customer's full current state.
 pub async fn customer_upserted(conn: &mut AsyncPgConnection, row: &CustomerRow) -> diesel::QueryResult<()> {
+    enqueue(conn, &customer_upserted_event(row)).await?;
+    Ok(())
+}
+
+fn customer_upserted_event(row: &CustomerRow) -> OutgoingEvent {
     let address = match (&row.street, &row.city, &row.state, &row.zip_code, &row.country) {
         (Some(street), Some(city), Some(state), Some(zip_code), Some(country)) => Some(v1::Address {
             street: street.clone(),
@@ -38,17 +49,12 @@ pub async fn customer_upserted(conn: &mut AsyncPgConnection, row: &CustomerRow) 
         consent: Some(v1::Consent { email: row.consent_email, sms: row.consent_sms, push: row.consent_push }),
         version: row.version,
     };
-    enqueue(
-        conn,
-        &OutgoingEvent {
-            routing_key: routing::CUSTOMER_UPSERTED,
-            tenant_id: row.tenant_id.clone(),
-            aggregate_id: row.id.to_string(),
-            payload: event.encode_to_vec(),
-        },
-    )
-    .await?;
-    Ok(())
+    OutgoingEvent {
+        routing_key: routing::CUSTOMER_UPSERTED,
+        tenant_id: row.tenant_id.clone(),
+        aggregate_id: row.id.to_string(),
+        payload: event.encode_to_vec(),
+    }
 }
 
 /// `customer.erased.v1`.

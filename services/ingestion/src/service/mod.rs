@@ -4,6 +4,7 @@
 
 pub mod customers;
 pub mod events;
+pub mod imports;
 pub mod orders;
 
 use actix_web::HttpRequest;

@@ -87,39 +87,48 @@ struct NewCustomerRow<'a> {
 }
 
 /// Inserts or updates by (tenant, email). Returns the row; `version == 1` means it was
-/// created. On update, `created_at` keeps its stored value unless the caller sent one.
+/// created. The sign-up time kept is the earliest known one, so a re-sent customer
+/// keeps its history while a backfill can move it earlier.
 pub async fn upsert(conn: &mut AsyncPgConnection, tenant: &str, customer: &ValidCustomer) -> QueryResult<CustomerRow> {
+    let mut rows = upsert_many(conn, tenant, std::slice::from_ref(customer)).await?;
+    rows.pop().ok_or(diesel::result::Error::NotFound)
+}
+
+/// Upserts many customers in one statement. Emails must be distinct within the call
+/// (Postgres cannot update one row twice in a statement); callers dedupe first.
+pub async fn upsert_many(conn: &mut AsyncPgConnection, tenant: &str, batch: &[ValidCustomer]) -> QueryResult<Vec<CustomerRow>> {
     let now = Utc::now();
-    let address = customer.address.as_ref();
-    let row = NewCustomerRow {
-        tenant_id: tenant,
-        id: Uuid::now_v7(),
-        external_id: customer.external_id.as_deref(),
-        email: customer.email.as_str(),
-        name: &customer.name,
-        first_name: customer.first_name.as_deref(),
-        last_name: customer.last_name.as_deref(),
-        phone: customer.phone.as_deref(),
-        street: address.map(|a| a.street.as_str()),
-        city: address.map(|a| a.city.as_str()),
-        state: address.map(|a| a.state.as_str()),
-        zip_code: address.map(|a| a.zip_code.as_str()),
-        country: address.map(|a| a.country.as_str()),
-        loyalty_tier: customer.loyalty_tier.as_deref(),
-        attributes: &customer.attributes,
-        consent_email: customer.consent.email,
-        consent_sms: customer.consent.sms,
-        consent_push: customer.consent.push,
-        created_at: customer.created_at.unwrap_or(now),
-        updated_at: now,
-        version: 1,
-    };
-    // A re-sent customer keeps its sign-up time unless the store sends one (backfills).
-    let created_at = diesel::dsl::sql::<diesel::sql_types::Timestamptz>("CASE WHEN ")
-        .bind::<diesel::sql_types::Bool, _>(customer.created_at.is_some())
-        .sql(" THEN excluded.created_at ELSE customers.created_at END");
+    let rows: Vec<NewCustomerRow<'_>> = batch
+        .iter()
+        .map(|customer| {
+            let address = customer.address.as_ref();
+            NewCustomerRow {
+                tenant_id: tenant,
+                id: Uuid::now_v7(),
+                external_id: customer.external_id.as_deref(),
+                email: customer.email.as_str(),
+                name: &customer.name,
+                first_name: customer.first_name.as_deref(),
+                last_name: customer.last_name.as_deref(),
+                phone: customer.phone.as_deref(),
+                street: address.map(|a| a.street.as_str()),
+                city: address.map(|a| a.city.as_str()),
+                state: address.map(|a| a.state.as_str()),
+                zip_code: address.map(|a| a.zip_code.as_str()),
+                country: address.map(|a| a.country.as_str()),
+                loyalty_tier: customer.loyalty_tier.as_deref(),
+                attributes: &customer.attributes,
+                consent_email: customer.consent.email,
+                consent_sms: customer.consent.sms,
+                consent_push: customer.consent.push,
+                created_at: customer.created_at.unwrap_or(now),
+                updated_at: now,
+                version: 1,
+            }
+        })
+        .collect();
     diesel::insert_into(customers::table)
-        .values(&row)
+        .values(&rows)
         .on_conflict((customers::tenant_id, customers::email))
         .do_update()
         .set((
@@ -138,12 +147,12 @@ pub async fn upsert(conn: &mut AsyncPgConnection, tenant: &str, customer: &Valid
             customers::consent_email.eq(excluded(customers::consent_email)),
             customers::consent_sms.eq(excluded(customers::consent_sms)),
             customers::consent_push.eq(excluded(customers::consent_push)),
-            customers::created_at.eq(created_at),
+            customers::created_at.eq(diesel::dsl::sql("LEAST(customers.created_at, excluded.created_at)")),
             customers::updated_at.eq(excluded(customers::updated_at)),
             customers::version.eq(customers::version + 1),
         ))
         .returning(CustomerRow::as_returning())
-        .get_result(conn)
+        .get_results(conn)
         .await
 }
 

@@ -4,5 +4,6 @@
 pub mod customers;
 pub mod events;
 pub mod idempotency;
+pub mod imports;
 pub mod orders;
 pub mod schema;

@@ -82,4 +82,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    import_jobs (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        kind -> Text,
+        status -> Text,
+        header -> Array<Text>,
+        total_rows -> Int8,
+        processed_rows -> Int8,
+        succeeded_rows -> Int8,
+        rejected_rows -> Int8,
+        error -> Nullable<Text>,
+        lease_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    import_rows (tenant_id, job_id, row_number) {
+        tenant_id -> Text,
+        job_id -> Uuid,
+        row_number -> Int8,
+        fields -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    import_rejections (tenant_id, job_id, row_number) {
+        tenant_id -> Text,
+        job_id -> Uuid,
+        row_number -> Int8,
+        reason -> Text,
+        fields -> Array<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(customers, orders, order_items, behaviour_events);
