@@ -161,6 +161,21 @@ async fn bad_input_gets_a_4xx_envelope_with_field_details() {
     let (status, envelope) = stack.get("/api/v2/cdp/orders/not-a-uuid", Some(&token)).await;
     assert_eq!((status, envelope["code"].as_str()), (400, Some("invalid_path")));
 
+    // A body over the 8 MiB JSON limit is refused, not buffered.
+    let huge = format!("{{\"name\": \"{}\", \"email\": \"a@b.co\"}}", "x".repeat(9 * 1024 * 1024));
+    let response = stack
+        .http
+        .post(stack.url(path))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 413);
+    let envelope: Value = response.json().await.expect("envelope");
+    assert_eq!(envelope["code"], "payload_too_large");
+
     let (status, envelope) = stack.get("/api/v2/cdp/nowhere", Some(&token)).await;
     assert_eq!((status, envelope["code"].as_str()), (404, Some("not_found")));
 }

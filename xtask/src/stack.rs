@@ -132,7 +132,8 @@ impl Service {
 /// Fixed, not random: the cluster only listens on loopback, and a
 /// predictable password lets a developer connect as a service to debug it.
 fn dev_password(schema: &str) -> String {
-    format!("dev-{schema}")
+    // init.sql's dev-only default.
+    format!("{schema}-dev")
 }
 
 fn dev_dir(root: &Path) -> PathBuf {
@@ -253,37 +254,15 @@ fn run_stack(root: &Path, bins: &Path, dev: &Path, stop: &StopFlag) -> Result<Ex
 }
 
 /// One database, one role and schema per service, each role confined to its
-/// schema. Idempotent: every `up` converges to the same state.
+/// schema: exactly what production runs, `deploy/postgres/init.sql` (with its
+/// dev-only default passwords), so the dev stack cannot drift from it. Idempotent.
 fn provision(pg: &PostgresServer) -> Result<()> {
-    let mut cluster = format!(
-        "SELECT 'CREATE DATABASE {DATABASE}' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE}')\\gexec\n\
-         -- Only the roles granted below may connect (PUBLIC loses CONNECT and TEMPORARY).\n\
-         REVOKE ALL ON DATABASE {DATABASE} FROM PUBLIC;\n\
-         -- Service roles have no business in the maintenance databases either.\n\
-         REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;\n"
-    );
-    let mut database = String::from(
-        "-- Nobody but the superuser uses public; services live in their own schemas.\n\
-         REVOKE ALL ON SCHEMA public FROM PUBLIC;\n",
-    );
-    for schema in SERVICES.iter().filter_map(|s| s.schema) {
-        let password = dev_password(schema);
-        cluster.push_str(&format!(
-            "SELECT 'CREATE ROLE {schema}' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{schema}')\\gexec\n\
-             ALTER ROLE {schema} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '{password}';\n\
-             ALTER ROLE {schema} SET search_path = {schema};\n\
-             GRANT CONNECT ON DATABASE {DATABASE} TO {schema};\n"
-        ));
-        database.push_str(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {schema};\n\
-             ALTER SCHEMA {schema} OWNER TO {schema};\n\
-             REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;\n"
-        ));
-    }
-    pg.psql("postgres", &cluster)
-        .context("provisioning roles and the database")?;
-    pg.psql(DATABASE, &database)
-        .context("provisioning schemas")?;
+    const INIT_SQL: &str = include_str!("../../deploy/postgres/init.sql");
+    pg.psql("postgres", INIT_SQL).context("provisioning with deploy/postgres/init.sql")?;
+    // Dev-only hardening on top: service roles have no business in the maintenance
+    // databases (a managed production cluster decides this itself).
+    pg.psql("postgres", "REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;")
+        .context("revoking CONNECT on maintenance databases")?;
     Ok(())
 }
 

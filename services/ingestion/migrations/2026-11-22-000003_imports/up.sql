@@ -1,7 +1,7 @@
 -- CSV import jobs. An upload is streamed into `import_rows` (so memory never grows with
 -- the file) and a worker turns staged rows into customers or orders chunk by chunk, each
--- chunk one transaction that also deletes its staged rows and advances the counters: a
--- crash resumes where the last committed chunk ended.
+-- chunk one transaction that also advances the job's counters (and, since migration 4,
+-- its cursor): a crash resumes where the last committed chunk ended.
 CREATE TABLE import_jobs (
     tenant_id      TEXT        NOT NULL,
     id             UUID        NOT NULL,

@@ -1,6 +1,7 @@
 //! Customer use cases.
 
 use chrono::Utc;
+use futures_util::future::BoxFuture;
 use mkt_auth::TenantId;
 use mkt_runtime::Infra;
 use uuid::Uuid;
@@ -53,38 +54,14 @@ pub async fn upsert_batch(
     idempotency: Option<&Idempotency>,
     items: Vec<Result<ValidCustomer, ApiError>>,
 ) -> Result<Reply, ApiError> {
-    let tenant_id = tenant.as_str().to_owned();
-    execute(
-        infra,
-        tenant,
-        idempotency,
-        Box::new(move |conn| {
-            Box::pin(async move {
-                let mut results = Vec::with_capacity(items.len());
-                for (index, item) in items.into_iter().enumerate() {
-                    let outcome = match item {
-                        Err(error) => Err(error),
-                        Ok(customer) => {
-                            let tenant_id = tenant_id.clone();
-                            super::in_savepoint(
-                                conn,
-                                Box::new(move |conn| {
-                                    Box::pin(async move {
-                                        let (row, created) = upsert_in(conn, &tenant_id, &customer).await?;
-                                        Ok(serde_json::json!({"index": index, "status": if created { 201 } else { 200 }, "id": row.id}))
-                                    })
-                                }),
-                            )
-                            .await
-                        }
-                    };
-                    results.push(outcome.unwrap_or_else(|error| super::batch_item_error(index, &error)));
-                }
-                Ok(super::batch_reply(results))
-            })
-        }),
-    )
-    .await
+    super::run_batch(infra, tenant, idempotency, items, upsert_item).await
+}
+
+fn upsert_item<'c>(conn: &'c mut diesel_async::AsyncPgConnection, tenant: &'c str, customer: ValidCustomer) -> BoxFuture<'c, Result<(u16, Uuid), ApiError>> {
+    Box::pin(async move {
+        let (row, created) = upsert_in(conn, tenant, &customer).await?;
+        Ok((if created { 201 } else { 200 }, row.id))
+    })
 }
 
 /// One customer by id or external id.

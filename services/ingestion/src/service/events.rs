@@ -1,5 +1,6 @@
 //! Behaviour event use cases.
 
+use futures_util::future::BoxFuture;
 use mkt_auth::TenantId;
 use mkt_runtime::Infra;
 
@@ -44,36 +45,9 @@ pub async fn track_batch(
     idempotency: Option<&Idempotency>,
     items: Vec<Result<ValidEvent, ApiError>>,
 ) -> Result<Reply, ApiError> {
-    let tenant_id = tenant.as_str().to_owned();
-    execute(
-        infra,
-        tenant,
-        idempotency,
-        Box::new(move |conn| {
-            Box::pin(async move {
-                let mut results = Vec::with_capacity(items.len());
-                for (index, item) in items.into_iter().enumerate() {
-                    let outcome = match item {
-                        Err(error) => Err(error),
-                        Ok(event) => {
-                            let tenant_id = tenant_id.clone();
-                            super::in_savepoint(
-                                conn,
-                                Box::new(move |conn| {
-                                    Box::pin(async move {
-                                        let data = track_in(conn, &tenant_id, &event).await?;
-                                        Ok(serde_json::json!({"index": index, "status": 201, "id": data.id}))
-                                    })
-                                }),
-                            )
-                            .await
-                        }
-                    };
-                    results.push(outcome.unwrap_or_else(|error| super::batch_item_error(index, &error)));
-                }
-                Ok(super::batch_reply(results))
-            })
-        }),
-    )
-    .await
+    super::run_batch(infra, tenant, idempotency, items, track_item).await
+}
+
+fn track_item<'c>(conn: &'c mut diesel_async::AsyncPgConnection, tenant: &'c str, event: ValidEvent) -> BoxFuture<'c, Result<(u16, uuid::Uuid), ApiError>> {
+    Box::pin(async move { Ok((201, track_in(conn, tenant, &event).await?.id)) })
 }

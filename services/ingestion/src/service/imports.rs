@@ -3,7 +3,7 @@
 //!
 //! Memory stays flat whatever the file size: the upload is parsed record by record and
 //! staged in Postgres in chunks; the worker reads chunks back. Every chunk is one
-//! transaction (rows written, events enqueued, staged rows deleted, counters advanced),
+//! transaction (rows written, events enqueued, cursor and counters advanced),
 //! so a crash of the service resumes at the first unfinished chunk, and a job whose
 //! worker died is taken over when its lease expires.
 
@@ -144,19 +144,26 @@ async fn run_one_job(infra: &Infra) -> Result<bool, ApiError> {
     };
     let kind = ImportKind::parse(&job.kind).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("job kind {}", job.kind)))?;
     tracing::info!(job = %job.id, kind = %job.kind, total = job.total_rows, "import job started");
+    // Resumes after the last committed chunk when the job was taken over.
+    let mut cursor = job.processed_through;
     loop {
-        let more = conn
+        let next = conn
             .transaction(async |conn| match kind {
-                ImportKind::Customers => customers_chunk(conn, &job, lease).await,
-                ImportKind::Orders => orders_chunk(conn, &job, lease).await,
+                ImportKind::Customers => customers_chunk(conn, &job, cursor, lease).await,
+                ImportKind::Orders => orders_chunk(conn, &job, cursor, lease).await,
             })
             .await?;
         infra.events_committed();
-        if !more {
-            break;
+        match next {
+            Some(through) => cursor = through,
+            None => break,
         }
     }
-    imports::set_status(&mut conn, &job.tenant_id, job.id, "completed", None).await?;
+    conn.transaction(async |conn| {
+        imports::drop_staged(conn, &job.tenant_id, job.id).await?;
+        imports::set_status(conn, &job.tenant_id, job.id, "completed", None).await
+    })
+    .await?;
     tracing::info!(job = %job.id, "import job completed");
     Ok(true)
 }
@@ -165,10 +172,11 @@ fn rejection(job: &JobRow, row: &StagedRow, reason: String) -> Rejection {
     Rejection { tenant_id: job.tenant_id.clone(), job_id: job.id, row_number: row.row_number, reason, fields: row.fields.clone() }
 }
 
-/// Processes up to [`CHUNK`] customer rows; `false` when none were left.
-async fn customers_chunk(conn: &mut AsyncPgConnection, job: &JobRow, lease: chrono::Duration) -> Result<bool, ApiError> {
-    let rows = imports::next_rows(conn, &job.tenant_id, job.id, CHUNK as i64).await?;
-    let Some(last) = rows.last() else { return Ok(false) };
+/// Processes up to [`CHUNK`] customer rows after `cursor`; returns the new cursor, or
+/// `None` when none were left.
+async fn customers_chunk(conn: &mut AsyncPgConnection, job: &JobRow, cursor: i64, lease: chrono::Duration) -> Result<Option<i64>, ApiError> {
+    let rows = imports::next_rows(conn, &job.tenant_id, job.id, cursor, CHUNK as i64).await?;
+    let Some(last) = rows.last() else { return Ok(None) };
     let through_row = last.row_number;
     let mut rejections = Vec::new();
     let mut valid = Vec::new();
@@ -211,15 +219,15 @@ async fn customers_chunk(conn: &mut AsyncPgConnection, job: &JobRow, lease: chro
     let rejected = rejections.len() as i64;
     imports::insert_rejections(conn, &rejections).await?;
     imports::finish_chunk(conn, &job.tenant_id, job.id, through_row, rows.len() as i64 - rejected, rejected, lease).await?;
-    Ok(true)
+    Ok(Some(through_row))
 }
 
-/// Processes the orders of up to [`CHUNK`] rows (whole orders only); `false` when none
-/// were left.
-async fn orders_chunk(conn: &mut AsyncPgConnection, job: &JobRow, lease: chrono::Duration) -> Result<bool, ApiError> {
-    let mut rows = imports::next_rows(conn, &job.tenant_id, job.id, CHUNK as i64).await?;
+/// Processes the orders of up to [`CHUNK`] rows after `cursor` (whole orders only);
+/// returns the new cursor, or `None` when none were left.
+async fn orders_chunk(conn: &mut AsyncPgConnection, job: &JobRow, cursor: i64, lease: chrono::Duration) -> Result<Option<i64>, ApiError> {
+    let mut rows = imports::next_rows(conn, &job.tenant_id, job.id, cursor, CHUNK as i64).await?;
     if rows.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     // Keep whole orders: when the chunk is full, its last order may continue in the
     // next rows, so it waits for the next chunk (unless it is the only one).
@@ -255,5 +263,5 @@ async fn orders_chunk(conn: &mut AsyncPgConnection, job: &JobRow, lease: chrono:
     let rejected = rejections.len() as i64;
     imports::insert_rejections(conn, &rejections).await?;
     imports::finish_chunk(conn, &job.tenant_id, job.id, through_row, rows.len() as i64 - rejected, rejected, lease).await?;
-    Ok(true)
+    Ok(Some(through_row))
 }

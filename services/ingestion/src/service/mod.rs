@@ -135,17 +135,45 @@ pub fn batch_item_error(index: usize, error: &ApiError) -> serde_json::Value {
     })
 }
 
-/// One batch item's work, returning its result entry.
-pub type ItemWork<'a> =
-    Box<dyn for<'d> FnOnce(&'d mut AsyncPgConnection) -> BoxFuture<'d, Result<serde_json::Value, ApiError>> + Send + 'a>;
+/// Applies one batch item on a connection inside its savepoint; returns the item's
+/// status and the id of what it wrote.
+pub type ApplyItem<T> = for<'c> fn(&'c mut AsyncPgConnection, &'c str, T) -> BoxFuture<'c, Result<(u16, uuid::Uuid), ApiError>>;
 
-/// Runs `item` inside a savepoint of the batch's transaction, so a failing item rolls
-/// back alone and the others commit.
-pub async fn in_savepoint<'c>(
-    conn: &'c mut AsyncPgConnection,
-    item: ItemWork<'c>,
-) -> Result<serde_json::Value, ApiError> {
-    conn.transaction(async |conn| item(conn).await).await
+/// Runs a batch in one transaction, each valid item in its own savepoint (a failing
+/// item rolls back alone), and answers per-item results in request order.
+pub async fn run_batch<T: Send + 'static>(
+    infra: &Infra,
+    tenant: &TenantId,
+    idempotency: Option<&Idempotency>,
+    items: Vec<Result<T, ApiError>>,
+    apply: ApplyItem<T>,
+) -> Result<Reply, ApiError> {
+    let tenant_id = tenant.as_str().to_owned();
+    execute(
+        infra,
+        tenant,
+        idempotency,
+        Box::new(move |conn| {
+            Box::pin(async move {
+                let mut results = Vec::with_capacity(items.len());
+                for (index, item) in items.into_iter().enumerate() {
+                    let outcome = match item {
+                        Err(error) => Err(error),
+                        Ok(value) => {
+                            let tenant_id = tenant_id.clone();
+                            conn.transaction(async |conn| apply(conn, &tenant_id, value).await).await
+                        }
+                    };
+                    results.push(match outcome {
+                        Ok((status, id)) => serde_json::json!({"index": index, "status": status, "id": id}),
+                        Err(error) => batch_item_error(index, &error),
+                    });
+                }
+                Ok(batch_reply(results))
+            })
+        }),
+    )
+    .await
 }
 
 /// The batch response envelope.

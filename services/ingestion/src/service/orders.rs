@@ -1,5 +1,6 @@
 //! Order use cases.
 
+use futures_util::future::BoxFuture;
 use mkt_auth::TenantId;
 use mkt_runtime::Infra;
 use uuid::Uuid;
@@ -45,38 +46,11 @@ pub async fn place_batch(
     idempotency: Option<&Idempotency>,
     items: Vec<Result<ValidOrder, ApiError>>,
 ) -> Result<Reply, ApiError> {
-    let tenant_id = tenant.as_str().to_owned();
-    execute(
-        infra,
-        tenant,
-        idempotency,
-        Box::new(move |conn| {
-            Box::pin(async move {
-                let mut results = Vec::with_capacity(items.len());
-                for (index, item) in items.into_iter().enumerate() {
-                    let outcome = match item {
-                        Err(error) => Err(error),
-                        Ok(order) => {
-                            let tenant_id = tenant_id.clone();
-                            super::in_savepoint(
-                                conn,
-                                Box::new(move |conn| {
-                                    Box::pin(async move {
-                                        let data = place_in(conn, &tenant_id, &order).await?;
-                                        Ok(serde_json::json!({"index": index, "status": 201, "id": data.id}))
-                                    })
-                                }),
-                            )
-                            .await
-                        }
-                    };
-                    results.push(outcome.unwrap_or_else(|error| super::batch_item_error(index, &error)));
-                }
-                Ok(super::batch_reply(results))
-            })
-        }),
-    )
-    .await
+    super::run_batch(infra, tenant, idempotency, items, place_item).await
+}
+
+fn place_item<'c>(conn: &'c mut diesel_async::AsyncPgConnection, tenant: &'c str, order: ValidOrder) -> BoxFuture<'c, Result<(u16, Uuid), ApiError>> {
+    Box::pin(async move { Ok((201, place_in(conn, tenant, &order).await?.id)) })
 }
 
 /// One order.

@@ -39,6 +39,8 @@ pub struct JobRow {
     pub updated_at: DateTime<Utc>,
     /// Finished.
     pub completed_at: Option<DateTime<Utc>>,
+    /// Last staged row number the worker has committed.
+    pub processed_through: i64,
 }
 
 /// A staged row.
@@ -168,11 +170,12 @@ pub async fn claim(conn: &mut AsyncPgConnection, lease: chrono::Duration) -> Que
         .optional()
 }
 
-/// The next staged rows of a job, in row order.
-pub async fn next_rows(conn: &mut AsyncPgConnection, tenant: &str, job: Uuid, limit: i64) -> QueryResult<Vec<StagedRow>> {
+/// The staged rows of a job after `after_row`, in row order.
+pub async fn next_rows(conn: &mut AsyncPgConnection, tenant: &str, job: Uuid, after_row: i64, limit: i64) -> QueryResult<Vec<StagedRow>> {
     import_rows::table
         .filter(import_rows::tenant_id.eq(tenant))
         .filter(import_rows::job_id.eq(job))
+        .filter(import_rows::row_number.gt(after_row))
         .order(import_rows::row_number.asc())
         .limit(limit)
         .select(StagedRow::as_select())
@@ -180,7 +183,7 @@ pub async fn next_rows(conn: &mut AsyncPgConnection, tenant: &str, job: Uuid, li
         .await
 }
 
-/// Removes processed staged rows, advances the counters and renews the lease.
+/// Advances the cursor and the counters and renews the lease.
 pub async fn finish_chunk(
     conn: &mut AsyncPgConnection,
     tenant: &str,
@@ -190,16 +193,9 @@ pub async fn finish_chunk(
     rejected: i64,
     lease: chrono::Duration,
 ) -> QueryResult<()> {
-    diesel::delete(
-        import_rows::table
-            .filter(import_rows::tenant_id.eq(tenant))
-            .filter(import_rows::job_id.eq(job))
-            .filter(import_rows::row_number.le(through_row)),
-    )
-    .execute(conn)
-    .await?;
     diesel::update(import_jobs::table.filter(import_jobs::tenant_id.eq(tenant)).filter(import_jobs::id.eq(job)))
         .set((
+            import_jobs::processed_through.eq(through_row),
             import_jobs::processed_rows.eq(import_jobs::processed_rows + succeeded + rejected),
             import_jobs::succeeded_rows.eq(import_jobs::succeeded_rows + succeeded),
             import_jobs::rejected_rows.eq(import_jobs::rejected_rows + rejected),
@@ -209,6 +205,11 @@ pub async fn finish_chunk(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Drops a finished job's staged rows.
+pub async fn drop_staged(conn: &mut AsyncPgConnection, tenant: &str, job: Uuid) -> QueryResult<usize> {
+    diesel::delete(import_rows::table.filter(import_rows::tenant_id.eq(tenant)).filter(import_rows::job_id.eq(job))).execute(conn).await
 }
 
 /// A page of rejections after `after_row`, in row order.

@@ -98,6 +98,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
+        processed_through -> Int8,
     }
 }
 
