@@ -294,3 +294,40 @@ async fn an_erased_customer_is_gone_everywhere_and_a_replayed_event_cannot_bring
     .await;
     assert_eq!(count(&stack.segmentation_db, &erased).await, 1, "erased data did not come back");
 }
+
+#[actix_web::test]
+async fn orders_and_events_reach_the_segmentation_read_model_and_refunds_lower_spend() {
+    let stack = Stack::start().await;
+    let token = support::token("acme", &["ingest", "reader"]);
+    let (_, _, created) = stack.send(Method::POST, "/api/v2/cdp/customers", &token, Some(&customer("agg@example.com", "A-1")), &[]).await;
+    let id = created["data"]["id"].as_str().expect("id").to_owned();
+    let (_, _, first) = stack.send(Method::POST, "/api/v2/cdp/orders", &token, Some(&order(("customerExternalId", "A-1"), 5000)), &[]).await;
+    let (status, _, _) = stack.send(Method::POST, "/api/v2/cdp/orders", &token, Some(&order(("customerExternalId", "A-1"), 3000)), &[]).await;
+    assert_eq!(status, 201);
+    stack
+        .send(Method::POST, "/api/v2/cdp/events", &token, Some(&json!({"customer_id": "A-1", "event_type": "add_to_cart"})), &[])
+        .await;
+    let both = format!(
+        "SELECT count(*) FROM segmentation.customer_profiles WHERE customer_id = '{id}' AND orders_count = 2 AND total_spent = 8000 AND email = 'agg@example.com'"
+    );
+    support::eventually(Duration::from_secs(10), "both orders in the aggregates", || async {
+        (count(&stack.segmentation_db, &both).await == 1).then_some(())
+    })
+    .await;
+
+    let order_id = first["data"]["id"].as_str().expect("id");
+    let (status, _, _) =
+        stack.send(Method::PATCH, &format!("/api/v2/cdp/orders/{order_id}"), &token, Some(&json!({"status": "refunded"})), &[]).await;
+    assert_eq!(status, 200);
+    let refunded = format!("SELECT count(*) FROM segmentation.customer_profiles WHERE customer_id = '{id}' AND orders_count = 1 AND total_spent = 3000");
+    support::eventually(Duration::from_secs(10), "the refund to lower spend", || async {
+        (count(&stack.segmentation_db, &refunded).await == 1).then_some(())
+    })
+    .await;
+    let tracked = format!("SELECT count(*) FROM segmentation.customer_events WHERE customer_id = '{id}' AND event_type = 'add_to_cart'");
+    assert_eq!(count(&stack.segmentation_db, &tracked).await, 1);
+    support::eventually(Duration::from_secs(10), "the ingestion outbox to drain", || async {
+        (count(&stack.ingestion_db, "SELECT count(*) FROM ingestion.outbox_messages WHERE published_at IS NULL").await == 0).then_some(())
+    })
+    .await;
+}

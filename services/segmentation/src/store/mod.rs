@@ -1,4 +1,6 @@
 //! Tables and queries of the `segmentation` schema.
 
 pub mod customer_profiles;
+pub mod events;
+pub mod orders;
 pub mod schema;

@@ -22,5 +22,34 @@ diesel::table! {
         version -> Int8,
         erased_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        orders_count -> Int8,
+        total_spent -> Int8,
+        first_order_at -> Nullable<Timestamptz>,
+        last_order_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    customer_orders (tenant_id, order_id) {
+        tenant_id -> Text,
+        order_id -> Uuid,
+        customer_id -> Uuid,
+        status -> Text,
+        total_amount -> Int8,
+        currency -> Bpchar,
+        promo_code -> Nullable<Text>,
+        ordered_at -> Timestamptz,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    customer_events (tenant_id, event_id) {
+        tenant_id -> Text,
+        event_id -> Uuid,
+        customer_id -> Uuid,
+        event_type -> Text,
+        properties -> Jsonb,
+        occurred_at -> Timestamptz,
     }
 }
