@@ -55,6 +55,9 @@ pub async fn apply(conn: &mut AsyncPgConnection, order: &OrderState) -> QueryRes
     Ok(true)
 }
 
+/// Count, net spend, first and last order of one customer.
+type OrderTotals = (i64, Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// Recomputes a customer's order aggregates (refunds and cancellations excluded),
 /// creating a stub profile when the customer event has not arrived yet.
 pub async fn refresh_aggregates(conn: &mut AsyncPgConnection, tenant: &str, customer: Uuid) -> QueryResult<()> {
@@ -64,7 +67,7 @@ pub async fn refresh_aggregates(conn: &mut AsyncPgConnection, tenant: &str, cust
         .filter(o::tenant_id.eq(tenant))
         .filter(o::customer_id.eq(customer))
         .filter(o::status.ne_all(["cancelled", "refunded"]));
-    let (count, spent, first, last): (i64, Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>) = counted
+    let (count, spent, first, last): OrderTotals = counted
         .select((
             diesel::dsl::count_star(),
             diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("sum(total_amount)::int8"),
