@@ -4,3 +4,4 @@ pub mod customer_profiles;
 pub mod events;
 pub mod orders;
 pub mod schema;
+pub mod segments;

@@ -53,3 +53,22 @@ diesel::table! {
         occurred_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    customer_scores (tenant_id, customer_id) {
+        tenant_id -> Text,
+        customer_id -> Uuid,
+        rfm_segment -> Nullable<Text>,
+        recency_score -> Nullable<Int4>,
+        frequency_score -> Nullable<Int4>,
+        monetary_score -> Nullable<Int4>,
+        clv -> Nullable<Int8>,
+        clv_tier -> Nullable<Text>,
+        churn_risk -> Nullable<Text>,
+        churn_probability -> Nullable<Float8>,
+        emails_opened -> Int8,
+        emails_clicked -> Int8,
+        unsubscribed -> Bool,
+        updated_at -> Timestamptz,
+    }
+}

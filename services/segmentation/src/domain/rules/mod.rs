@@ -11,6 +11,7 @@
 pub mod dialects;
 pub mod evaluate;
 pub mod fields;
+pub mod sql;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

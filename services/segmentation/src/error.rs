@@ -1,0 +1,72 @@
+//! The segmentation service's one error type. Codes are listed in `docs/errors.md`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use mkt_error::{ErrorInfo, render};
+
+use crate::domain::rules::RuleError;
+
+/// Everything a request to this service can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A rule is invalid; details are keyed by the path of the bad node.
+    #[error("invalid segment criteria")]
+    InvalidCriteria(Vec<RuleError>),
+    /// The body does not have the expected shape.
+    #[error("invalid body: {0}")]
+    InvalidBody(String),
+    /// Authentication or authorisation failed.
+    #[error(transparent)]
+    Auth(#[from] mkt_auth::AuthError),
+    /// Anything unexpected: logged, answered with a generic 500.
+    #[error("internal: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        ApiError::Internal(error.into())
+    }
+}
+
+impl From<mkt_db::diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
+    fn from(error: mkt_db::diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        ApiError::Internal(anyhow::anyhow!("database pool: {error}"))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidCriteria(_) | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::Auth(e) => e.status_code(),
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::InvalidCriteria(errors) => {
+                let mut details = serde_json::Map::new();
+                for e in errors {
+                    let entry = details.entry(e.path.clone()).or_insert_with(|| serde_json::json!([]));
+                    if let Some(list) = entry.as_array_mut() {
+                        list.push(serde_json::Value::String(e.message.clone()));
+                    }
+                }
+                render(
+                    ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_segment_criteria", "The segment rules are invalid.")
+                        .with_details(serde_json::Value::Object(details)),
+                )
+            }
+            ApiError::InvalidBody(reason) => {
+                render(ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_json", format!("Invalid JSON body: {reason}")))
+            }
+            ApiError::Auth(e) => e.error_response(),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %format!("{cause:#}"), "request failed");
+                mkt_error::internal()
+            }
+        }
+    }
+}
