@@ -6,7 +6,8 @@
 //! - A missing value fails every test except `is_not_set` and the negative operators
 //!   (`not_equals`, `not_in`, `not_contains`), which hold: a customer with no state is
 //!   "not in CA".
-//! - `between` is inclusive at both ends; `before`/`after` are strict.
+//! - `between` is inclusive at both ends; `before`/`after` are strict; only numbers and
+//!   instants order (text does not: collations differ between systems).
 //! - `newer_than_days N` holds for instants within the last N days (inclusive);
 //!   `older_than_days N` for instants before that.
 
@@ -85,6 +86,18 @@ fn compare(left: &Value, right: &Value) -> Option<std::cmp::Ordering> {
     None
 }
 
+/// Orders values for `greater_than`, `before`, `between`...: numbers numerically and
+/// instants in time; text does not order (collations differ between systems).
+fn order(left: &Value, right: &Value) -> Option<std::cmp::Ordering> {
+    if let (Some(a), Some(b)) = (left.as_f64(), right.as_f64()) {
+        return a.partial_cmp(&b);
+    }
+    match (parse_time(left), parse_time(right)) {
+        (Some(a), Some(b)) => Some(a.cmp(&b)),
+        _ => None,
+    }
+}
+
 fn equal(left: &Value, right: &Value) -> bool {
     compare(left, right) == Some(std::cmp::Ordering::Equal)
 }
@@ -113,7 +126,7 @@ fn matches_condition(condition: &Condition, customer: &Customer, now: DateTime<U
         (Some(a), Some(e)) => f(&a, &e),
         _ => false,
     };
-    let ordering = || expected.and_then(|e| compare(&actual, e));
+    let ordering = || expected.and_then(|e| order(&actual, e));
     match op {
         "is_set" => true,
         "is_not_set" => false,
@@ -126,8 +139,8 @@ fn matches_condition(condition: &Condition, customer: &Customer, now: DateTime<U
         "less_than" | "before" => ordering() == Some(std::cmp::Ordering::Less),
         "less_than_or_equals" => ordering().is_some_and(|o| o.is_le()),
         "between" => {
-            let low = expected.and_then(|e| compare(&actual, e)).is_some_and(|o| o.is_ge());
-            let high = condition.value2.as_ref().and_then(|e| compare(&actual, e)).is_some_and(|o| o.is_le());
+            let low = expected.and_then(|e| order(&actual, e)).is_some_and(|o| o.is_ge());
+            let high = condition.value2.as_ref().and_then(|e| order(&actual, e)).is_some_and(|o| o.is_le());
             low && high
         }
         "contains" => substring(|a, e| a.contains(e)),

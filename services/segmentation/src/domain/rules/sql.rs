@@ -134,10 +134,11 @@ fn condition(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
     };
     let ordered = |p: &mut Predicate, value: Option<&Value>, cmp: &str| -> String {
         match value {
-            Some(Value::String(_)) if matches!(field_type, FieldType::Timestamp | FieldType::Any) => {
-                format!("{ts} {cmp} {}", p.bind(Bind::Time(time(value))))
-            }
-            Some(Value::String(_)) => format!("{text} {cmp} {}", p.bind(Bind::Text(lower(value)))),
+            // Text does not order; a string bound is an instant or matches nothing.
+            Some(Value::String(_)) => match value.and_then(Value::as_str).map(DateTime::parse_from_rfc3339) {
+                Some(Ok(at)) => format!("{ts} {cmp} {}", p.bind(Bind::Time(at.with_timezone(&Utc)))),
+                _ => "FALSE".to_owned(),
+            },
             _ => format!("{num} {cmp} {}", p.bind(Bind::Float(number(value)))),
         }
     };
