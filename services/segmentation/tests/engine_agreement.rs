@@ -134,7 +134,7 @@ fn random_condition(rng: &mut fastrand::Rng, now: DateTime<Utc>) -> Condition {
             c.operator = pick(rng, &["equals", "not_equals", "in", "is_set", "is_not_set"]).into();
             c.value = Some(if c.operator == "in" { json!([pick(rng, &TIERS)]) } else { json!(pick(rng, &TIERS)) });
         }
-        2 | 3 | 4 => {
+        2..=4 => {
             c.field = pick(rng, &["orders_count", "total_spent", "avg_order_value", "last_order_days_ago"]).into();
             c.operator = pick(rng, &numeric_ops).into();
             let scale = if c.field == "orders_count" { 6 } else if c.field == "last_order_days_ago" { 400 } else { 30_000 };
@@ -145,7 +145,7 @@ fn random_condition(rng: &mut fastrand::Rng, now: DateTime<Utc>) -> Condition {
                 c.value2 = Some(json!(b));
             }
         }
-        5 | 6 => {
+        5..=6 => {
             c.field = pick(rng, &["created_at", "last_order_at"]).into();
             c.operator = pick(rng, &["before", "after", "between", "newer_than_days", "older_than_days", "is_set", "is_not_set"]).into();
             let a = instant(rng, now);
