@@ -149,16 +149,32 @@ impl Relay {
         let waiting: Vec<String> = parked_keys.iter().filter(|(_, p)| p.until > now).map(|(k, _)| k.clone()).collect();
         // Due rows in commit order, skipping any row queued behind a parked row of the
         // same aggregate and routing key (that row goes first when it is due again).
-        let rows: Vec<PendingRow> = outbox_messages::table
+        // Rows parked by a nack are rare; only then does the query need the (costly)
+        // "nothing of my aggregate is parked before me" filter.
+        let any_parked: bool = diesel::select(diesel::dsl::exists(
+            outbox_messages::table
+                .filter(outbox_messages::published_at.is_null())
+                .filter(outbox_messages::next_attempt_at.is_not_null()),
+        ))
+        .get_result(conn)
+        .await?;
+        let mut query = outbox_messages::table
             .filter(outbox_messages::published_at.is_null())
-            .filter(outbox_messages::routing_key.ne_all(&waiting))
-            .filter(outbox_messages::next_attempt_at.is_null().or(outbox_messages::next_attempt_at.le(diesel::dsl::now)))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "NOT EXISTS (SELECT 1 FROM outbox_messages parked \
-                 WHERE parked.published_at IS NULL AND parked.aggregate_id = outbox_messages.aggregate_id \
-                 AND parked.routing_key = outbox_messages.routing_key AND parked.id < outbox_messages.id \
-                 AND parked.next_attempt_at > now())",
-            ))
+            .into_boxed();
+        if !waiting.is_empty() {
+            query = query.filter(outbox_messages::routing_key.ne_all(waiting.clone()));
+        }
+        if any_parked {
+            query = query
+                .filter(outbox_messages::next_attempt_at.is_null().or(outbox_messages::next_attempt_at.le(diesel::dsl::now)))
+                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "NOT EXISTS (SELECT 1 FROM outbox_messages parked \
+                     WHERE parked.published_at IS NULL AND parked.aggregate_id = outbox_messages.aggregate_id \
+                     AND parked.routing_key = outbox_messages.routing_key AND parked.id < outbox_messages.id \
+                     AND parked.next_attempt_at > now())",
+                ));
+        }
+        let rows: Vec<PendingRow> = query
             .order(outbox_messages::id.asc())
             .limit(self.config.relay_batch)
             .select((

@@ -1,0 +1,1 @@
+DROP INDEX outbox_messages_parked_idx;
