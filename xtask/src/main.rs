@@ -14,6 +14,8 @@
     reason = "a CLI: stdout carries its results (URLs, tokens); progress goes to stderr"
 )]
 
+mod bench;
+mod demo;
 mod signals;
 mod stack;
 mod test;
@@ -33,6 +35,10 @@ commands:
   token --tenant T --roles r1,r2 [--ttl 1h]
                            print a dev JWT signed with the secret in .dev/secret (ttl: 30s, 15m, 1h, 30d)
   test [-- <nextest args>] run the workspace tests against throwaway Postgres and RabbitMQ
+  demo [--customers N] [--seed S] [--concurrency C] [--as-of YYYY-MM-DD] [--dry-run]
+                           load a synthetic store (customers, orders, events) through the gateway
+  bench ingestion [--seconds S] [--concurrency 1,8,32,64] [--batch-concurrency 1,4,8] ...
+                           load-test ingestion through the gateway, side by side with pgbench
   help                     this text";
 
 fn main() -> ExitCode {
@@ -49,6 +55,8 @@ fn main() -> ExitCode {
         "down" => no_args(command, rest).and_then(|()| stack::down()),
         "token" => token::command(rest),
         "test" => test::command(rest),
+        "demo" => demo::command(rest),
+        "bench" => bench::command(rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
