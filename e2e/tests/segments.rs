@@ -114,3 +114,52 @@ async fn previews_in_every_dialect_match_hand_computed_audiences() {
     assert_eq!(status, 200);
     assert!(fields["data"].as_array().is_some_and(|f| f.iter().any(|f| f["name"] == "total_spent" && f["type"] == "integer")));
 }
+
+#[actix_web::test]
+async fn segments_are_created_counted_replaced_listed_and_deleted_per_tenant() {
+    let stack = Stack::start().await;
+    let writer = support::token("acme", &["ingest"]);
+    let ids = seed(&stack, &writer).await;
+    let marketer = support::token("acme", &["marketer"]);
+    let path = "/api/v1/marketing/segments";
+
+    let (status, _, created) = stack
+        .send(Method::POST, path, &marketer, Some(&json!({"name": "CA buyers", "criteria": {"state": "CA", "orders_count": {"gte": 1}}})), &[])
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["message"], "Segment \"CA buyers\" created successfully.");
+    assert_eq!((created["data"]["type"].as_str(), created["data"]["cached_count"].as_i64()), (Some("dynamic"), Some(2)));
+    assert_eq!(created["data"]["rules"]["logic"], "AND", "stored as the canonical tree");
+    let id = created["data"]["id"].as_str().expect("id").to_owned();
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let (status, _, fixed) = stack
+        .send(Method::POST, path, &marketer, Some(&json!({"name": "Hand picked", "type": "static", "customer_ids": [ids[1], ids[3], unknown]})), &[])
+        .await;
+    assert_eq!((status, fixed["data"]["cached_count"].as_i64()), (201, Some(2)), "{fixed}");
+
+    let one = format!("{path}/{id}");
+    let (status, _, replaced) = stack
+        .send(Method::PUT, &one, &marketer, Some(&json!({"name": "Big spenders", "rules": {"groups": [{"conditions": [
+            {"field": "totalSpend", "operator": "greaterThanOrEqual", "value": 12000}]}]}})), &[])
+        .await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!((replaced["data"]["name"].as_str(), replaced["data"]["cached_count"].as_i64()), (Some("Big spenders"), Some(2)));
+
+    let (_, _, listed) = stack.send(Method::GET, &format!("{path}?limit=10"), &marketer, None, &[]).await;
+    let names: Vec<&str> = listed["data"].as_array().expect("list").iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, vec!["Hand picked", "Big spenders"], "newest first");
+    let (_, _, statics) = stack.send(Method::GET, &format!("{path}?type=static"), &marketer, None, &[]).await;
+    assert_eq!(statics["pagination"]["total"], 1);
+
+    let (status, _, envelope) = stack.send(Method::POST, path, &marketer, Some(&json!({"rules": {"logic": "AND", "conditions": []}})), &[]).await;
+    assert_eq!((status, envelope["code"].as_str()), (400, Some("invalid_segment_criteria")));
+    let reader = support::token("acme", &["reader"]);
+    assert_eq!(stack.send(Method::POST, path, &reader, Some(&json!({"name": "x", "criteria": {"state": "CA"}})), &[]).await.0, 403);
+    let other = support::token("globex", &["marketer"]);
+    assert_eq!(stack.send(Method::GET, &one, &other, None, &[]).await.0, 404);
+    assert_eq!(stack.send(Method::DELETE, &one, &other, None, &[]).await.0, 404);
+
+    assert_eq!(stack.send(Method::DELETE, &one, &marketer, None, &[]).await.0, 204);
+    assert_eq!(stack.send(Method::GET, &one, &marketer, None, &[]).await.0, 404);
+}

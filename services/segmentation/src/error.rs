@@ -15,6 +15,12 @@ pub enum ApiError {
     /// The body does not have the expected shape.
     #[error("invalid body: {0}")]
     InvalidBody(String),
+    /// Field problems outside the rules (name, type, customer ids).
+    #[error("invalid segment")]
+    InvalidSegment(serde_json::Value),
+    /// No segment with that id in the caller's tenant.
+    #[error("segment {0} not found")]
+    SegmentNotFound(String),
     /// Authentication or authorisation failed.
     #[error(transparent)]
     Auth(#[from] mkt_auth::AuthError),
@@ -38,7 +44,8 @@ impl From<mkt_db::diesel_async::pooled_connection::deadpool::PoolError> for ApiE
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::InvalidCriteria(_) | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidCriteria(_) | ApiError::InvalidBody(_) | ApiError::InvalidSegment(_) => StatusCode::BAD_REQUEST,
+            ApiError::SegmentNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Auth(e) => e.status_code(),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -58,6 +65,12 @@ impl ResponseError for ApiError {
                     ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_segment_criteria", "The segment rules are invalid.")
                         .with_details(serde_json::Value::Object(details)),
                 )
+            }
+            ApiError::InvalidSegment(details) => render(
+                ErrorInfo::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid segment data provided.").with_details(details.clone()),
+            ),
+            ApiError::SegmentNotFound(id) => {
+                render(ErrorInfo::new(StatusCode::NOT_FOUND, "segment_not_found", format!("Segment with ID {id} not found.")))
             }
             ApiError::InvalidBody(reason) => {
                 render(ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_json", format!("Invalid JSON body: {reason}")))

@@ -1,5 +1,5 @@
-//! The route table of the segmentation service, and nothing else. Segment CRUD,
-//! members and exports arrive with the rest of the segmentation issue.
+//! The route table of the segmentation service, and nothing else. Members, exports
+//! and the `/api/v2/cdp/segments` routes arrive with the rest of the segmentation issue.
 
 use actix_web::web;
 use mkt_runtime::BearerAuth;
@@ -11,8 +11,13 @@ pub mod segments;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1/marketing/segments")
+            .route("", web::post().to(segments::create))
+            .route("", web::get().to(segments::list))
             .route("/preview", web::post().to(segments::preview))
-            .route("/fields", web::get().to(segments::fields)),
+            .route("/fields", web::get().to(segments::fields))
+            .route("/{id}", web::get().to(segments::get))
+            .route("/{id}", web::put().to(segments::replace))
+            .route("/{id}", web::delete().to(segments::delete)),
     );
 }
 
@@ -20,8 +25,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Segmentation API", description = "Audience segments and live membership."),
-    paths(segments::preview, segments::fields),
-    components(schemas(segments::PreviewInput, mkt_error::ErrorEnvelope)),
+    paths(
+        segments::create,
+        segments::list,
+        segments::preview,
+        segments::fields,
+        segments::get,
+        segments::replace,
+        segments::delete,
+    ),
+    components(schemas(segments::PreviewInput, segments::SegmentInput, mkt_error::ErrorEnvelope)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

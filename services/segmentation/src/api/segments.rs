@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::domain::rules::{dialects, fields, sql};
 use crate::error::ApiError;
-use crate::store::segments;
+use crate::store::{self, segments};
 
 const READERS: &[Role] = &[Role::Reader, Role::Marketer, Role::Analyst];
 
@@ -75,4 +75,203 @@ pub async fn fields(principal: Principal) -> Result<HttpResponse, ApiError> {
         })))
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "data": list})))
+}
+
+const WRITERS: &[Role] = &[Role::Marketer];
+
+/// A segment to create or replace (seed 003 / seed 001 fields).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentInput {
+    /// Name (1-200 characters).
+    pub name: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// dynamic (default, rules) | static (customer_ids).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Rules in seed 003's or seed 000's dialect (dynamic).
+    #[schema(value_type = Option<Object>)]
+    pub rules: Option<serde_json::Value>,
+    /// Seed 001's criteria (dynamic).
+    #[schema(value_type = Option<Object>)]
+    pub criteria: Option<serde_json::Value>,
+    /// Explicit members (static).
+    pub customer_ids: Option<Vec<uuid::Uuid>>,
+    /// Whether campaigns may use it (default true).
+    pub is_active: Option<bool>,
+}
+
+/// Query of the list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// 1-based page (default 1).
+    pub page: Option<i64>,
+    /// Page size 1-200 (default 50).
+    pub limit: Option<i64>,
+    /// dynamic | static | imported.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+fn view(row: &store::saved::SegmentRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": row.id, "name": row.name, "description": row.description, "type": row.kind,
+        "rules": row.rules, "customer_ids": if row.kind == "dynamic" { serde_json::Value::Null } else { serde_json::json!(row.member_ids) },
+        "is_active": row.is_active, "cached_count": row.cached_count, "count_cached_at": row.count_cached_at,
+        "created_at": row.created_at, "updated_at": row.updated_at,
+    })
+}
+
+/// Validates the input and computes the stored fields and the audience size.
+async fn build(
+    conn: &mut diesel_async::AsyncPgConnection,
+    tenant: &str,
+    input: SegmentInput,
+    existing: Option<&store::saved::SegmentRow>,
+) -> Result<store::saved::SegmentRow, ApiError> {
+    let mut problems = serde_json::Map::new();
+    let name = input.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    if name.as_ref().is_none_or(|n| n.chars().count() > 200) {
+        problems.insert("name".into(), serde_json::json!(["is required (at most 200 characters)"]));
+    }
+    let kind = input.kind.unwrap_or_else(|| existing.map_or("dynamic".into(), |e| e.kind.clone()));
+    let now = chrono::Utc::now();
+    let (rules, member_ids, count) = match kind.as_str() {
+        "dynamic" => {
+            let (tree, _) = dialects::normalise(input.rules.as_ref(), input.criteria.as_ref()).map_err(ApiError::InvalidCriteria)?;
+            let predicate = sql::compile(&tree, now, 2);
+            let count = segments::count(conn, tenant, &predicate).await?;
+            (Some(serde_json::to_value(&tree).map_err(|e| ApiError::Internal(e.into()))?), Vec::new(), count)
+        }
+        "static" => {
+            let ids = input.customer_ids.unwrap_or_default();
+            if ids.len() > 100_000 {
+                problems.insert("customer_ids".into(), serde_json::json!(["at most 100000 ids"]));
+            }
+            let count = store::saved::count_known(conn, tenant, &ids).await?;
+            (None, ids, count)
+        }
+        _ => {
+            problems.insert("type".into(), serde_json::json!(["must be dynamic or static (imported segments come from CSV uploads)"]));
+            (None, Vec::new(), 0)
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::InvalidSegment(serde_json::Value::Object(problems)));
+    }
+    Ok(store::saved::SegmentRow {
+        tenant_id: tenant.to_owned(),
+        id: existing.map_or_else(uuid::Uuid::now_v7, |e| e.id),
+        name: name.unwrap_or_default(),
+        description: input.description,
+        kind,
+        rules,
+        member_ids,
+        is_active: input.is_active.unwrap_or_else(|| existing.is_none_or(|e| e.is_active)),
+        cached_count: count,
+        count_cached_at: Some(now),
+        created_at: existing.map_or(now, |e| e.created_at),
+        updated_at: now,
+    })
+}
+
+/// Create a segment (dynamic rules in any dialect, or a static list of customers).
+#[utoipa::path(
+    post,
+    path = "/api/v1/marketing/segments",
+    tag = "segments",
+    request_body = SegmentInput,
+    responses((status = 201, description = "Created, with cached_count"), (status = 400, body = mkt_error::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
+pub async fn create(principal: Principal, infra: web::Data<Infra>, body: web::Json<SegmentInput>) -> Result<HttpResponse, ApiError> {
+    principal.require_any(WRITERS)?;
+    let mut conn = infra.pool.get().await?;
+    let row = build(&mut conn, principal.tenant.as_str(), body.into_inner(), None).await?;
+    store::saved::insert(&mut conn, &row).await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "success": true, "message": format!("Segment \"{}\" created successfully.", row.name), "data": view(&row),
+    })))
+}
+
+/// List segments, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/marketing/segments",
+    tag = "segments",
+    params(ListQuery),
+    responses((status = 200, description = "A page of segments")),
+    security(("bearer" = []))
+)]
+pub async fn list(principal: Principal, infra: web::Data<Infra>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    principal.require_any(READERS)?;
+    let page = query.page.unwrap_or(1).max(1);
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let mut conn = infra.pool.get().await?;
+    let (rows, total) = store::saved::list(&mut conn, principal.tenant.as_str(), query.kind.as_deref(), limit, (page - 1) * limit).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "success": true, "data": rows.iter().map(view).collect::<Vec<_>>(),
+        "pagination": {"page": page, "limit": limit, "total": total, "total_pages": (total + limit - 1) / limit},
+    })))
+}
+
+/// One segment.
+#[utoipa::path(
+    get,
+    path = "/api/v1/marketing/segments/{id}",
+    tag = "segments",
+    params(("id" = uuid::Uuid, Path, description = "Segment id")),
+    responses((status = 200, description = "The segment"), (status = 404, body = mkt_error::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
+pub async fn get(principal: Principal, infra: web::Data<Infra>, id: web::Path<uuid::Uuid>) -> Result<HttpResponse, ApiError> {
+    principal.require_any(READERS)?;
+    let mut conn = infra.pool.get().await?;
+    let row = store::saved::find(&mut conn, principal.tenant.as_str(), *id).await?.ok_or_else(|| ApiError::SegmentNotFound(id.to_string()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "data": view(&row)})))
+}
+
+/// Replace a segment's name, description, rules or members; the count is recomputed.
+#[utoipa::path(
+    put,
+    path = "/api/v1/marketing/segments/{id}",
+    tag = "segments",
+    request_body = SegmentInput,
+    params(("id" = uuid::Uuid, Path, description = "Segment id")),
+    responses((status = 200, description = "The updated segment"), (status = 404, body = mkt_error::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
+pub async fn replace(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    id: web::Path<uuid::Uuid>,
+    body: web::Json<SegmentInput>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_any(WRITERS)?;
+    let mut conn = infra.pool.get().await?;
+    let tenant = principal.tenant.as_str();
+    let existing = store::saved::find(&mut conn, tenant, *id).await?.ok_or_else(|| ApiError::SegmentNotFound(id.to_string()))?;
+    let row = build(&mut conn, tenant, body.into_inner(), Some(&existing)).await?;
+    store::saved::update(&mut conn, &row).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "message": "Segment updated.", "data": view(&row)})))
+}
+
+/// Delete a segment.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/marketing/segments/{id}",
+    tag = "segments",
+    params(("id" = uuid::Uuid, Path, description = "Segment id")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = mkt_error::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
+pub async fn delete(principal: Principal, infra: web::Data<Infra>, id: web::Path<uuid::Uuid>) -> Result<HttpResponse, ApiError> {
+    principal.require_any(WRITERS)?;
+    let mut conn = infra.pool.get().await?;
+    if store::saved::delete(&mut conn, principal.tenant.as_str(), *id).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::SegmentNotFound(id.to_string()))
+    }
 }

@@ -4,4 +4,5 @@ pub mod customer_profiles;
 pub mod events;
 pub mod orders;
 pub mod schema;
+pub mod saved;
 pub mod segments;

@@ -72,3 +72,20 @@ diesel::table! {
         updated_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    segments (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        name -> Text,
+        description -> Nullable<Text>,
+        kind -> Text,
+        rules -> Nullable<Jsonb>,
+        member_ids -> Array<Uuid>,
+        is_active -> Bool,
+        cached_count -> Int8,
+        count_cached_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}

@@ -1,0 +1,102 @@
+//! Queries on `segments` (saved segments).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::segments;
+
+/// A saved segment.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = segments)]
+pub struct SegmentRow {
+    /// Tenant.
+    pub tenant_id: String,
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// dynamic | static | imported.
+    pub kind: String,
+    /// Canonical rule tree (dynamic).
+    pub rules: Option<serde_json::Value>,
+    /// Explicit members (static, imported).
+    pub member_ids: Vec<Uuid>,
+    /// Whether campaigns may use it.
+    pub is_active: bool,
+    /// Audience size when last computed.
+    pub cached_count: i64,
+    /// When it was computed.
+    pub count_cached_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Stores a new segment.
+pub async fn insert(conn: &mut AsyncPgConnection, row: &SegmentRow) -> QueryResult<()> {
+    diesel::insert_into(segments::table).values(row).execute(conn).await?;
+    Ok(())
+}
+
+/// Replaces a segment's fields.
+pub async fn update(conn: &mut AsyncPgConnection, row: &SegmentRow) -> QueryResult<()> {
+    diesel::update(segments::table.filter(segments::tenant_id.eq(&row.tenant_id)).filter(segments::id.eq(row.id)))
+        .set(row)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One segment of the tenant.
+pub async fn find(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> QueryResult<Option<SegmentRow>> {
+    segments::table
+        .filter(segments::tenant_id.eq(tenant))
+        .filter(segments::id.eq(id))
+        .select(SegmentRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// A page of the tenant's segments, newest first, optionally of one kind, and the total.
+pub async fn list(conn: &mut AsyncPgConnection, tenant: &str, kind: Option<&str>, limit: i64, offset: i64) -> QueryResult<(Vec<SegmentRow>, i64)> {
+    let build = || {
+        let mut query = segments::table.filter(segments::tenant_id.eq(tenant)).into_boxed();
+        if let Some(kind) = kind {
+            query = query.filter(segments::kind.eq(kind.to_owned()));
+        }
+        query
+    };
+    let total = build().count().get_result(conn).await?;
+    let rows = build()
+        .order((segments::created_at.desc(), segments::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .select(SegmentRow::as_select())
+        .load(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Deletes a segment; whether it existed.
+pub async fn delete(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> QueryResult<bool> {
+    let n = diesel::delete(segments::table.filter(segments::tenant_id.eq(tenant)).filter(segments::id.eq(id))).execute(conn).await?;
+    Ok(n > 0)
+}
+
+/// How many of `ids` are live (not erased) customers of the tenant.
+pub async fn count_known(conn: &mut AsyncPgConnection, tenant: &str, ids: &[Uuid]) -> QueryResult<i64> {
+    use super::schema::customer_profiles as p;
+    p::table
+        .filter(p::tenant_id.eq(tenant))
+        .filter(p::customer_id.eq_any(ids))
+        .filter(p::erased_at.is_null())
+        .count()
+        .get_result(conn)
+        .await
+}
