@@ -467,7 +467,6 @@ async fn http_worker(
 struct Bench {
     options: Options,
     runtime: tokio::runtime::Runtime,
-    client: reqwest::Client,
     stop: StopFlag,
     cpus: f64,
     run: String,
@@ -489,11 +488,7 @@ pub fn command(args: &[String]) -> Result<ExitCode> {
     // Before any runtime exists: it starts one of its own.
     let stop = StopFlag::install()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(512)
-        .build()?;
+    let client = http_client()?;
     let gateway = env.get("GATEWAY_URL")?.trim_end_matches('/').to_owned();
     runtime.block_on(check_gateway(&client, &gateway))?;
     let pgbench = if options.pgbench { Some(find_tool("pgbench")?) } else { None };
@@ -511,7 +506,6 @@ pub fn command(args: &[String]) -> Result<ExitCode> {
     let mut bench = Bench {
         options,
         runtime,
-        client,
         stop,
         cpus,
         run,
@@ -536,6 +530,15 @@ pub fn command(args: &[String]) -> Result<ExitCode> {
     result?;
     bench.print();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The load generator's client: keep-alive, no Nagle delay, a 60 s ceiling per request.
+fn http_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(512)
+        .build()?)
 }
 
 /// `name` from PostgreSQL 15's directory, the newest other version's, or `PATH`.
@@ -776,13 +779,16 @@ impl Bench {
         let (warmup, measured) = (Duration::from_secs(self.options.warmup), Duration::from_secs(seconds));
         let target = std::sync::Arc::new(HttpTarget { url: url.to_owned(), token: self.token.clone(), payload });
         let cell_run = format!("{}{}", self.run, self.cells.len());
+        // A fresh client per cell: connections left idle from an earlier cell may have
+        // passed the server's keep-alive and would fail as transport errors.
+        let client = http_client()?;
         let origin = Instant::now();
         let (warm_end, deadline) = (origin + warmup, origin + warmup + measured);
         let (samples, cpu) = self.runtime.block_on(async {
             let mut workers = tokio::task::JoinSet::new();
             for worker in 0..c {
                 workers.spawn(http_worker(
-                    self.client.clone(),
+                    client.clone(),
                     target.clone(),
                     cell_run.clone(),
                     worker,
