@@ -83,13 +83,21 @@ impl Options {
                 None => (arg.as_str(), None),
             };
             let mut value = || {
-                inline.clone().or_else(|| args.next().cloned()).ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))
+                inline
+                    .clone()
+                    .or_else(|| args.next().cloned())
+                    .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))
             };
             let number = |text: &str| -> Result<u64> {
-                text.trim().parse().map_err(|_| anyhow!("{flag} takes whole numbers, got {text:?}"))
+                text.trim()
+                    .parse()
+                    .map_err(|_| anyhow!("{flag} takes whole numbers, got {text:?}"))
             };
             let list = |text: String| -> Result<Vec<usize>> {
-                let list = text.split(',').map(|n| number(n).map(|n| n as usize)).collect::<Result<Vec<_>>>()?;
+                let list = text
+                    .split(',')
+                    .map(|n| number(n).map(|n| n as usize))
+                    .collect::<Result<Vec<_>>>()?;
                 if list.iter().any(|n| !(1..=256).contains(n)) {
                     bail!("{flag}: each concurrency must be 1..=256");
                 }
@@ -101,8 +109,12 @@ impl Options {
                 "--warmup" => options.warmup = number(&value()?)?,
                 "--concurrency" => options.concurrency = list(value()?)?,
                 "--batch-concurrency" => options.batch_concurrency = list(value()?)?,
-                "--batch-size" => options.batch_size = (number(&value()?)? as usize).clamp(1, 1_000),
-                "--pg-batch-rows" => options.pg_batch_rows = (number(&value()?)? as usize).clamp(1, 5_000),
+                "--batch-size" => {
+                    options.batch_size = (number(&value()?)? as usize).clamp(1, 1_000)
+                }
+                "--pg-batch-rows" => {
+                    options.pg_batch_rows = (number(&value()?)? as usize).clamp(1, 5_000)
+                }
                 "--no-direct" if inline.is_none() => options.direct = false,
                 "--no-pgbench" if inline.is_none() => options.pgbench = false,
                 "-h" | "--help" => bail!("{USAGE}"),
@@ -118,8 +130,16 @@ impl Options {
 // ---------------------------------------------------------------------------------
 
 /// Process groups whose CPU time is reported.
-const GROUPS: [&str; 8] =
-    ["gateway", "ingestion", "segmentation", "other services", "postgres", "rabbitmq", "load gen", "pgbench"];
+const GROUPS: [&str; 8] = [
+    "gateway",
+    "ingestion",
+    "segmentation",
+    "other services",
+    "postgres",
+    "rabbitmq",
+    "load gen",
+    "pgbench",
+];
 
 /// Cumulative CPU ticks: the whole machine, and per group.
 #[derive(Clone)]
@@ -155,13 +175,22 @@ impl Roots {
             .ok()
             .and_then(|text| text.lines().next()?.trim().parse().ok());
         let marker = dev.join("rabbitmq").display().to_string().into_bytes();
-        let rabbit = std::fs::read_dir("/proc").into_iter().flatten().flatten().find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            (comm.trim() == "beam.smp" && cmdline.windows(marker.len()).any(|w| w == marker)).then_some(pid)
-        });
-        Self { postgres, rabbit, me: std::process::id() }
+        let rabbit = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+                (comm.trim() == "beam.smp" && cmdline.windows(marker.len()).any(|w| w == marker))
+                    .then_some(pid)
+            });
+        Self {
+            postgres,
+            rabbit,
+            me: std::process::id(),
+        }
     }
 }
 
@@ -179,13 +208,28 @@ struct Proc {
 fn processes() -> Result<Vec<Proc>> {
     let mut all = Vec::new();
     for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
         // Processes come and go while we read: a vanished one is simply skipped.
-        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else { continue };
+        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
+            continue;
+        };
         // After the name: state, ppid, ... utime (field 14), stime, cutime, cstime.
-        let fields: Vec<u64> = text[close + 1..].split_whitespace().map(|n| n.parse().unwrap_or(0)).collect();
-        let (Some(ppid), Some(times)) = (fields.get(1), fields.get(11..15)) else { continue };
+        let fields: Vec<u64> = text[close + 1..]
+            .split_whitespace()
+            .map(|n| n.parse().unwrap_or(0))
+            .collect();
+        let (Some(ppid), Some(times)) = (fields.get(1), fields.get(11..15)) else {
+            continue;
+        };
         all.push(Proc {
             pid,
             ppid: *ppid as u32,
@@ -215,7 +259,8 @@ impl CpuSample {
         let total: u64 = cpu.iter().sum();
         let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
         let all = processes()?;
-        let parents: std::collections::HashMap<u32, u32> = all.iter().map(|p| (p.pid, p.ppid)).collect();
+        let parents: std::collections::HashMap<u32, u32> =
+            all.iter().map(|p| (p.pid, p.ppid)).collect();
         let under = |mut pid: u32, root: Option<u32>| {
             let Some(root) = root else { return false };
             for _ in 0..6 {
@@ -235,14 +280,28 @@ impl CpuSample {
                 groups[6] += p.own;
                 groups[7] += p.reaped;
             } else if under(p.pid, roots.postgres) {
-                groups[4] += p.own + if Some(p.pid) == roots.postgres { p.reaped } else { 0 };
+                groups[4] += p.own
+                    + if Some(p.pid) == roots.postgres {
+                        p.reaped
+                    } else {
+                        0
+                    };
             } else if under(p.pid, roots.rabbit) {
-                groups[5] += p.own + if Some(p.pid) == roots.rabbit { p.reaped } else { 0 };
+                groups[5] += p.own
+                    + if Some(p.pid) == roots.rabbit {
+                        p.reaped
+                    } else {
+                        0
+                    };
             } else if let Some(group) = service_group(&p.comm) {
                 groups[group] += p.own;
             }
         }
-        Ok(Self { total, busy: total - idle, groups })
+        Ok(Self {
+            total,
+            busy: total - idle,
+            groups,
+        })
     }
 }
 
@@ -261,7 +320,10 @@ impl CpuUse {
         for (i, g) in groups.iter_mut().enumerate() {
             *g = cores(after.groups[i].saturating_sub(before.groups[i]));
         }
-        Self { busy: cores(after.busy.saturating_sub(before.busy)), groups }
+        Self {
+            busy: cores(after.busy.saturating_sub(before.busy)),
+            groups,
+        }
     }
 
     /// Busy time not in any group (the kernel's softirqs, cargo, a compiler...).
@@ -359,7 +421,11 @@ fn summarize(samples: &[Sample], from: u64, to: u64) -> Summary {
     for sample in samples.iter().filter(|s| s.end > from && s.start < to) {
         let duration = sample.end.saturating_sub(sample.start);
         let inside = sample.end.min(to).saturating_sub(sample.start.max(from));
-        let share = if duration == 0 { 1.0 } else { inside as f64 / duration as f64 };
+        let share = if duration == 0 {
+            1.0
+        } else {
+            inside as f64 / duration as f64
+        };
         if sample.ok {
             requests += share;
             rows += share * sample.rows as f64;
@@ -408,7 +474,9 @@ async fn http_worker(
         let body = match target.payload {
             Payload::Single => customer(&run, worker, seq, 0, &mut rng),
             Payload::Batch(rows) => {
-                let items: Vec<String> = (0..rows).map(|row| customer(&run, worker, seq, row, &mut rng)).collect();
+                let items: Vec<String> = (0..rows)
+                    .map(|row| customer(&run, worker, seq, row, &mut rng))
+                    .collect();
                 format!(r#"{{"customers":[{}]}}"#, items.join(","))
             }
         };
@@ -423,7 +491,11 @@ async fn http_worker(
         // The body is read before the clock stops: the response is complete, and the
         // connection goes back to the pool.
         let outcome = match response {
-            Err(e) => Err(if e.is_timeout() { "timeout".to_owned() } else { "transport error".to_owned() }),
+            Err(e) => Err(if e.is_timeout() {
+                "timeout".to_owned()
+            } else {
+                "transport error".to_owned()
+            }),
             Ok(response) => {
                 let status = response.status();
                 match response.bytes().await {
@@ -437,7 +509,11 @@ async fn http_worker(
         if ended < warm_end {
             continue;
         }
-        let mut sample = Sample { start: micros(started), end: micros(ended), ..Sample::default() };
+        let mut sample = Sample {
+            start: micros(started),
+            end: micros(ended),
+            ..Sample::default()
+        };
         match (outcome, target.payload) {
             (Err(kind), _) => sample.error = Some((kind, 1)),
             (Ok(_), Payload::Single) => (sample.ok, sample.rows) = (true, 1),
@@ -487,15 +563,30 @@ pub fn command(args: &[String]) -> Result<ExitCode> {
     let env = StackEnv::load()?;
     // Before any runtime exists: it starts one of its own.
     let stop = StopFlag::install()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let client = http_client()?;
     let gateway = env.get("GATEWAY_URL")?.trim_end_matches('/').to_owned();
     runtime.block_on(check_gateway(&client, &gateway))?;
-    let pgbench = if options.pgbench { Some(find_tool("pgbench")?) } else { None };
+    let pgbench = if options.pgbench {
+        Some(find_tool("pgbench")?)
+    } else {
+        None
+    };
     let psql = find_tool("psql")?;
     let secret = env.get("JWT_HS256_SECRET")?;
-    let token = crate::token::mint(secret, TENANT, &["ingest".to_owned()], Duration::from_secs(4 * 3600))?;
-    let run = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs());
+    let token = crate::token::mint(
+        secret,
+        TENANT,
+        &["ingest".to_owned()],
+        Duration::from_secs(4 * 3600),
+    )?;
+    let run = format!(
+        "{:x}",
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()
+    );
     let scratch = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let cpus = std::fs::read_to_string("/proc/stat")?
@@ -548,7 +639,12 @@ fn find_tool(name: &str) -> Result<PathBuf> {
         return Ok(preferred);
     }
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dirs| dirs.flatten().map(|d| d.path().join("bin").join(name)).filter(|p| p.exists()).collect())
+        .map(|dirs| {
+            dirs.flatten()
+                .map(|d| d.path().join("bin").join(name))
+                .filter(|p| p.exists())
+                .collect()
+        })
         .unwrap_or_default();
     found.sort();
     if let Some(path) = found.pop() {
@@ -560,7 +656,14 @@ fn find_tool(name: &str) -> Result<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|p| p.exists())
         .ok_or_else(|| {
-            anyhow!("{name} not found in {PGBIN} or PATH (Debian: apt-get install postgresql-15){}", if name == "pgbench" { "; or run with --no-pgbench" } else { "" })
+            anyhow!(
+                "{name} not found in {PGBIN} or PATH (Debian: apt-get install postgresql-15){}",
+                if name == "pgbench" {
+                    "; or run with --no-pgbench"
+                } else {
+                    ""
+                }
+            )
         })
 }
 
@@ -572,30 +675,77 @@ impl Bench {
         }
         self.measure_idle()?;
         let o = &self.options;
-        let (single, batch, direct, pgbench) = (o.concurrency.clone(), o.batch_concurrency.clone(), o.direct, o.pgbench);
+        let (single, batch, direct, pgbench) = (
+            o.concurrency.clone(),
+            o.batch_concurrency.clone(),
+            o.direct,
+            o.pgbench,
+        );
         let (batch_size, pg_rows) = (o.batch_size, o.pg_batch_rows);
         let (seconds, batch_seconds) = (o.seconds, o.batch_seconds);
         for c in single {
             let via_gateway = format!("{}/api/v2/cdp/customers", self.gateway);
-            self.http_cell("single", c, "API POST /customers via gateway", &via_gateway, Payload::Single, seconds)?;
+            self.http_cell(
+                "single",
+                c,
+                "API POST /customers via gateway",
+                &via_gateway,
+                Payload::Single,
+                seconds,
+            )?;
             if direct {
                 let direct = format!("{}/api/v2/cdp/customers", self.ingestion);
-                self.http_cell("single", c, "API POST /customers, no gateway", &direct, Payload::Single, seconds)?;
+                self.http_cell(
+                    "single",
+                    c,
+                    "API POST /customers, no gateway",
+                    &direct,
+                    Payload::Single,
+                    seconds,
+                )?;
             }
             if pgbench {
-                self.pgbench_cell("single", c, "pgbench 1-row upsert", "upsert.sql", 1, seconds)?;
-                self.pgbench_cell("single", c, "pgbench 1-row upsert + outbox row", "upsert_outbox.sql", 1, seconds)?;
+                self.pgbench_cell(
+                    "single",
+                    c,
+                    "pgbench 1-row upsert",
+                    "upsert.sql",
+                    1,
+                    seconds,
+                )?;
+                self.pgbench_cell(
+                    "single",
+                    c,
+                    "pgbench 1-row upsert + outbox row",
+                    "upsert_outbox.sql",
+                    1,
+                    seconds,
+                )?;
             }
         }
         for c in batch {
             let url = format!("{}/api/v2/cdp/customers/batch", self.gateway);
             let what = format!("API POST /customers/batch ({batch_size} rows) via gateway");
-            self.http_cell("batch", c, &what, &url, Payload::Batch(batch_size), batch_seconds)?;
+            self.http_cell(
+                "batch",
+                c,
+                &what,
+                &url,
+                Payload::Batch(batch_size),
+                batch_seconds,
+            )?;
             if pgbench {
                 let what = format!("pgbench {pg_rows}-row upsert");
                 self.pgbench_cell("batch", c, &what, "batch.sql", pg_rows, batch_seconds)?;
                 let what = format!("pgbench {pg_rows}-row upsert + outbox rows");
-                self.pgbench_cell("batch", c, &what, "batch_outbox.sql", pg_rows, batch_seconds)?;
+                self.pgbench_cell(
+                    "batch",
+                    c,
+                    &what,
+                    "batch_outbox.sql",
+                    pg_rows,
+                    batch_seconds,
+                )?;
             }
         }
         Ok(())
@@ -604,12 +754,25 @@ impl Bench {
     /// psql as the superuser on `marketing`; returns unaligned, tuples-only output.
     fn sql(&self, sql: &str) -> Result<String> {
         let output = Command::new(&self.psql)
-            .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", &self.database_url, "-c", sql])
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.database_url,
+                "-c",
+                sql,
+            ])
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("running {}", self.psql.display()))?;
         if !output.status.success() {
-            bail!("psql failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+            bail!(
+                "psql failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
@@ -618,7 +781,10 @@ impl Bench {
         let model = std::fs::read_to_string("/proc/cpuinfo")
             .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
             .unwrap_or_else(|| "unknown CPU".to_owned());
         let memory = std::fs::read_to_string("/proc/meminfo")
             .unwrap_or_default()
@@ -626,13 +792,23 @@ impl Bench {
             .find_map(|l| l.strip_prefix("MemTotal:").map(|m| m.trim().to_owned()))
             .unwrap_or_default();
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        eprintln!("machine: {} CPUs ({model}), {memory} RAM, Linux {}", self.cpus, kernel.trim());
+        eprintln!(
+            "machine: {} CPUs ({model}), {memory} RAM, Linux {}",
+            self.cpus,
+            kernel.trim()
+        );
         eprintln!("services: {}", binaries());
         eprintln!(
             "stack processes: postgres postmaster {}, rabbitmq beam {}; load average before the run: {}",
-            self.roots.postgres.map_or_else(|| "not found".to_owned(), |p| p.to_string()),
-            self.roots.rabbit.map_or_else(|| "not found".to_owned(), |p| p.to_string()),
-            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+            self.roots
+                .postgres
+                .map_or_else(|| "not found".to_owned(), |p| p.to_string()),
+            self.roots
+                .rabbit
+                .map_or_else(|| "not found".to_owned(), |p| p.to_string()),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
         );
         if self.pgbench.is_some() {
             let settings = self.sql(
@@ -699,8 +875,13 @@ impl Bench {
             )
         };
         let single_row = row("(:n::text || '@pg.example')");
-        let upsert = format!("INSERT INTO bench.bench_customers AS c ({columns})\nVALUES {single_row}\n{update}");
-        self.script("upsert.sql", &format!("\\set n random(1, 2000000000)\n{upsert}\nRETURNING id;\n"))?;
+        let upsert = format!(
+            "INSERT INTO bench.bench_customers AS c ({columns})\nVALUES {single_row}\n{update}"
+        );
+        self.script(
+            "upsert.sql",
+            &format!("\\set n random(1, 2000000000)\n{upsert}\nRETURNING id;\n"),
+        )?;
         self.script(
             "upsert_outbox.sql",
             &format!(
@@ -711,7 +892,12 @@ impl Bench {
         // pgbench allows 255 parameters per prepared statement, so the 500 rows are
         // literal VALUES joined with the one random number.
         let values: Vec<String> = (1..=self.options.pg_batch_rows)
-            .map(|k| format!("({k}, 'Bench Customer {k}', 'Customer {k}', '{} Main St')", k * 7 % 9999))
+            .map(|k| {
+                format!(
+                    "({k}, 'Bench Customer {k}', 'Customer {k}', '{} Main St')",
+                    k * 7 % 9999
+                )
+            })
             .collect();
         let select = format!(
             "INSERT INTO bench.bench_customers AS c ({columns})\n\
@@ -721,7 +907,10 @@ impl Bench {
              now(), now(), 1\nFROM (VALUES\n{}\n) AS r(k, name, last_name, street)\n{update}",
             values.join(",\n")
         );
-        self.script("batch.sql", &format!("\\set n random(1, 2000000000)\n{select};\n"))?;
+        self.script(
+            "batch.sql",
+            &format!("\\set n random(1, 2000000000)\n{select};\n"),
+        )?;
         self.script(
             "batch_outbox.sql",
             &format!(
@@ -764,7 +953,10 @@ impl Bench {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments, reason = "a cell is its section, load, target and duration")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a cell is its section, load, target and duration"
+    )]
     fn http_cell(
         &mut self,
         section: &'static str,
@@ -776,8 +968,15 @@ impl Bench {
     ) -> Result<()> {
         self.stop.check()?;
         eprint!("c={c:<3} {what}: ");
-        let (warmup, measured) = (Duration::from_secs(self.options.warmup), Duration::from_secs(seconds));
-        let target = std::sync::Arc::new(HttpTarget { url: url.to_owned(), token: self.token.clone(), payload });
+        let (warmup, measured) = (
+            Duration::from_secs(self.options.warmup),
+            Duration::from_secs(seconds),
+        );
+        let target = std::sync::Arc::new(HttpTarget {
+            url: url.to_owned(),
+            token: self.token.clone(),
+            payload,
+        });
         let cell_run = format!("{}{}", self.run, self.cells.len());
         // A fresh client per cell: connections left idle from an earlier cell may have
         // passed the server's keep-alive and would fail as transport errors.
@@ -813,8 +1012,20 @@ impl Bench {
         let micros = |at: Instant| at.saturating_duration_since(origin).as_micros() as u64;
         let summary = summarize(&samples, micros(warm_end), micros(deadline));
         let drained = self.drain()?;
-        let note = format!("{} successful requests overlapping the {seconds} s window", summary.count);
-        self.push(Cell::new(section, c, what, "req/s", summary, Some(drained), note, cpu));
+        let note = format!(
+            "{} successful requests overlapping the {seconds} s window",
+            summary.count
+        );
+        self.push(Cell::new(
+            section,
+            c,
+            what,
+            "req/s",
+            summary,
+            Some(drained),
+            note,
+            cpu,
+        ));
         Ok(())
     }
 
@@ -849,7 +1060,10 @@ impl Bench {
         }
     }
 
-    #[allow(clippy::too_many_arguments, reason = "a cell is its section, load, script and duration")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a cell is its section, load, script and duration"
+    )]
     fn pgbench_cell(
         &mut self,
         section: &'static str,
@@ -860,7 +1074,9 @@ impl Bench {
         seconds: u64,
     ) -> Result<()> {
         self.stop.check()?;
-        let Some(pgbench) = self.pgbench.clone() else { return Ok(()) };
+        let Some(pgbench) = self.pgbench.clone() else {
+            return Ok(());
+        };
         eprint!("c={c:<3} {what}: ");
         let prefix = format!("cell{}", self.cells.len());
         let threads = c.min(self.cpus as usize).max(1);
@@ -870,7 +1086,14 @@ impl Bench {
         let output = Command::new(&pgbench)
             .current_dir(&self.scratch)
             .args(["-n", "-M", "prepared", "--log", "--log-prefix", &prefix])
-            .args(["-c", &c.to_string(), "-j", &threads.to_string(), "-T", &total.to_string()])
+            .args([
+                "-c",
+                &c.to_string(),
+                "-j",
+                &threads.to_string(),
+                "-T",
+                &total.to_string(),
+            ])
             .arg("-f")
             .arg(self.scratch.join(script))
             .arg(&self.database_url)
@@ -897,17 +1120,35 @@ impl Bench {
                 continue;
             }
             for line in std::fs::read_to_string(entry.path())?.lines() {
-                let f: Vec<u64> = line.split_whitespace().take(6).map(|n| n.parse().unwrap_or(0)).collect();
-                let [_, _, latency, _, epoch, micros] = f[..] else { continue };
+                let f: Vec<u64> = line
+                    .split_whitespace()
+                    .take(6)
+                    .map(|n| n.parse().unwrap_or(0))
+                    .collect();
+                let [_, _, latency, _, epoch, micros] = f[..] else {
+                    continue;
+                };
                 let end = (epoch * 1_000_000 + micros).saturating_sub(origin);
-                samples.push(Sample { start: end.saturating_sub(latency), end, rows: rows as u64, ok: true, error: None });
+                samples.push(Sample {
+                    start: end.saturating_sub(latency),
+                    end,
+                    rows: rows as u64,
+                    ok: true,
+                    error: None,
+                });
             }
             std::fs::remove_file(entry.path())?;
         }
         // pgbench's clock starts after its connections: the window ends with its last
         // transaction rather than at origin + total.
         let from = self.options.warmup * 1_000_000;
-        let to = samples.iter().map(|s| s.end).max().unwrap_or(from).min(total * 1_000_000).max(from + 1);
+        let to = samples
+            .iter()
+            .map(|s| s.end)
+            .max()
+            .unwrap_or(from)
+            .min(total * 1_000_000)
+            .max(from + 1);
         let mut summary = summarize(&samples, from, to);
         let failed: u64 = stdout
             .lines()
@@ -916,20 +1157,32 @@ impl Bench {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         if failed > 0 {
-            summary.errors.insert("failed transactions".to_owned(), failed);
+            summary
+                .errors
+                .insert("failed transactions".to_owned(), failed);
         }
         let aborted = stderr.matches("aborted").count() as u64;
         if aborted > 0 {
             summary.errors.insert("clients aborted".to_owned(), aborted);
         }
-        let reported_tps = stdout.lines().find(|l| l.starts_with("tps = ")).unwrap_or("tps = ?").trim();
-        let reported_latency = stdout.lines().find(|l| l.starts_with("latency average")).unwrap_or("").trim();
+        let reported_tps = stdout
+            .lines()
+            .find(|l| l.starts_with("tps = "))
+            .unwrap_or("tps = ?")
+            .trim();
+        let reported_latency = stdout
+            .lines()
+            .find(|l| l.starts_with("latency average"))
+            .unwrap_or("")
+            .trim();
         let note = format!(
             "{} transactions in the window; pgbench's own summary (-j {threads}, {total} s incl. warm-up): \
              {reported_tps}; {reported_latency}",
             summary.count
         );
-        self.push(Cell::new(section, c, what, "tx/s", summary, None, note, cpu));
+        self.push(Cell::new(
+            section, c, what, "tx/s", summary, None, note, cpu,
+        ));
         Ok(())
     }
 
@@ -949,7 +1202,10 @@ impl Bench {
             o.seconds, o.batch_seconds, o.warmup
         );
         for (section, title) in [
-            ("single", "Single-row upserts: one request / one transaction per customer"),
+            (
+                "single",
+                "Single-row upserts: one request / one transaction per customer",
+            ),
             ("batch", "Batches"),
         ] {
             let cells: Vec<&Cell> = self.cells.iter().filter(|c| c.section == section).collect();
@@ -957,7 +1213,9 @@ impl Bench {
                 continue;
             }
             println!("### {title}\n");
-            println!("| c | what | throughput | rows/s | p50 ms | p99 ms | max ms | errors | backlog drained in |");
+            println!(
+                "| c | what | throughput | rows/s | p50 ms | p99 ms | max ms | errors | backlog drained in |"
+            );
             println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
             for cell in &cells {
                 println!(
@@ -970,11 +1228,18 @@ impl Bench {
                     cell.p50_ms,
                     cell.p99_ms,
                     cell.max_ms,
-                    if cell.error_kinds.is_empty() { cell.errors.to_string() } else { format!("{} ({})", cell.errors, cell.error_kinds) },
-                    cell.drained.map_or_else(|| "-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
+                    if cell.error_kinds.is_empty() {
+                        cell.errors.to_string()
+                    } else {
+                        format!("{} ({})", cell.errors, cell.error_kinds)
+                    },
+                    cell.drained
+                        .map_or_else(|| "-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
                 );
             }
-            let api = cells.iter().filter(|c| c.what.starts_with("API") && c.what.contains("via gateway"));
+            let api = cells
+                .iter()
+                .filter(|c| c.what.starts_with("API") && c.what.contains("via gateway"));
             if section == "single" {
                 if let Some(best) = api.max_by(|a, b| a.per_second.total_cmp(&b.per_second)) {
                     println!(
@@ -984,10 +1249,16 @@ impl Bench {
                         best.p99_ms,
                         100.0 * best.per_second / TARGET_SINGLE_RPS,
                         thousands(TARGET_SINGLE_RPS),
-                        if best.p99_ms < TARGET_SINGLE_P99_MS { ", p99 within 20 ms" } else { ", p99 over 20 ms" }
+                        if best.p99_ms < TARGET_SINGLE_P99_MS {
+                            ", p99 within 20 ms"
+                        } else {
+                            ", p99 over 20 ms"
+                        }
                     );
                 }
-            } else if let Some(best) = api.max_by(|a, b| a.rows_per_second.total_cmp(&b.rows_per_second)) {
+            } else if let Some(best) =
+                api.max_by(|a, b| a.rows_per_second.total_cmp(&b.rows_per_second))
+            {
                 println!(
                     "\nBest API batch via gateway: {} rows/s at c={} = {:.1}% of the {} rows/s target.",
                     thousands(best.rows_per_second),
@@ -1003,20 +1274,33 @@ impl Bench {
         {
             println!("**{}**\n", busy_warning(idle.cpu.other(), self.cpus));
         }
-        println!("### CPU during each cell (cores busy, of {} cores; from /proc)\n", self.cpus);
-        println!("| c | what | busy | {} | other | CPU ms per row |", GROUPS.join(" | "));
+        println!(
+            "### CPU during each cell (cores busy, of {} cores; from /proc)\n",
+            self.cpus
+        );
+        println!(
+            "| c | what | busy | {} | other | CPU ms per row |",
+            GROUPS.join(" | ")
+        );
         println!("|---:|---|---:|{}---:|---:|", "---:|".repeat(GROUPS.len()));
         for cell in &self.cells {
             let groups: Vec<String> = cell.cpu.groups.iter().map(|g| format!("{g:.2}")).collect();
             // CPU time of everything measured (all but `other`) per row written.
             let per_row = if cell.rows_per_second > 0.0 {
-                format!("{:.2}", (cell.cpu.busy - cell.cpu.other()) * 1000.0 / cell.rows_per_second)
+                format!(
+                    "{:.2}",
+                    (cell.cpu.busy - cell.cpu.other()) * 1000.0 / cell.rows_per_second
+                )
             } else {
                 "-".to_owned()
             };
             println!(
                 "| {} | {} | {:.2} | {} | {:.2} | {per_row} |",
-                if cell.concurrency == 0 { "-".to_owned() } else { cell.concurrency.to_string() },
+                if cell.concurrency == 0 {
+                    "-".to_owned()
+                } else {
+                    cell.concurrency.to_string()
+                },
                 cell.what,
                 cell.cpu.busy,
                 groups.join(" | "),
@@ -1061,7 +1345,12 @@ impl Cell {
             p99_ms: summary.p99_ms,
             max_ms: summary.max_ms,
             errors: summary.errors.values().sum(),
-            error_kinds: summary.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect::<Vec<_>>().join(", "),
+            error_kinds: summary
+                .errors
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             drained,
             note,
             cpu,
@@ -1081,7 +1370,10 @@ impl Cell {
             text.push_str(&format!(", {} rows/s", thousands(self.rows_per_second)));
         }
         if let Some(drained) = self.drained {
-            text.push_str(&format!(", backlog drained in {:.1} s", drained.as_secs_f64()));
+            text.push_str(&format!(
+                ", backlog drained in {:.1} s",
+                drained.as_secs_f64()
+            ));
         }
         text
     }
@@ -1096,7 +1388,11 @@ fn busy_warning(other: f64, cpus: f64) -> String {
 
 /// A rate: decimals while it is small (a batch cell may do 0.4 req/s).
 fn rate(value: f64) -> String {
-    if value.is_finite() && value.abs() < 10.0 { format!("{value:.2}") } else { thousands(value) }
+    if value.is_finite() && value.abs() < 10.0 {
+        format!("{value:.2}")
+    } else {
+        thousands(value)
+    }
 }
 
 /// 12345.6 -> "12,346".
@@ -1119,7 +1415,9 @@ fn thousands(value: f64) -> String {
 fn binaries() -> String {
     let mut found = BTreeMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+            continue;
+        };
         let comm = comm.trim().to_owned();
         if matches!(comm.as_str(), "gateway" | "ingestion" | "segmentation")
             && let Ok(exe) = std::fs::read_link(entry.path().join("exe"))
@@ -1133,8 +1431,16 @@ fn binaries() -> String {
     let debug = found.values().any(|p| p.contains("/debug/"));
     format!(
         "{}{}",
-        found.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
-        if debug { " (DEBUG builds: unoptimised, see docs/benchmarks.md)" } else { "" }
+        found
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if debug {
+            " (DEBUG builds: unoptimised, see docs/benchmarks.md)"
+        } else {
+            ""
+        }
     )
 }
 
@@ -1154,10 +1460,20 @@ mod tests {
 
     #[test]
     fn requests_count_by_their_share_of_the_window() {
-        let sample = |start, end, ok| Sample { start, end, rows: 10, ok, error: (!ok).then(|| ("HTTP 500".to_owned(), 1)) };
+        let sample = |start, end, ok| Sample {
+            start,
+            end,
+            rows: 10,
+            ok,
+            error: (!ok).then(|| ("HTTP 500".to_owned(), 1)),
+        };
         // Window [100, 200): one request inside, one half in, one outside, one failed.
-        let samples =
-            [sample(110, 120, true), sample(150, 250, true), sample(0, 50, true), sample(120, 130, false)];
+        let samples = [
+            sample(110, 120, true),
+            sample(150, 250, true),
+            sample(0, 50, true),
+            sample(120, 130, false),
+        ];
         let summary = summarize(&samples, 100, 200);
         // 1.5 requests and 15 rows in 100 µs.
         assert!((summary.per_second - 15_000.0).abs() < 1e-6);
@@ -1176,9 +1492,20 @@ mod tests {
 
     #[test]
     fn options_parse() -> Result<()> {
-        let args: Vec<String> = ["ingestion", "--seconds", "3", "--concurrency=1,2", "--no-direct"].map(String::from).to_vec();
+        let args: Vec<String> = [
+            "ingestion",
+            "--seconds",
+            "3",
+            "--concurrency=1,2",
+            "--no-direct",
+        ]
+        .map(String::from)
+        .to_vec();
         let options = Options::parse(&args)?;
-        assert_eq!((options.seconds, options.concurrency, options.direct), (3, vec![1, 2], false));
+        assert_eq!(
+            (options.seconds, options.concurrency, options.direct),
+            (3, vec![1, 2], false)
+        );
         assert!(Options::parse(&["egress".to_owned()]).is_err());
         Ok(())
     }

@@ -26,8 +26,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeDelta, Timelike, Utc, Weekday};
 use serde_json::{Value, json};
 
-const USAGE: &str =
-    "usage: cargo xtask demo [--customers N] [--seed S] [--concurrency C] [--as-of YYYY-MM-DD] [--tenant T] [--dry-run]";
+const USAGE: &str = "usage: cargo xtask demo [--customers N] [--seed S] [--concurrency C] [--as-of YYYY-MM-DD] [--tenant T] [--dry-run]";
 const DEFAULT_CUSTOMERS: usize = 2_000;
 const DEFAULT_SEED: u64 = 42;
 const DEFAULT_CONCURRENCY: usize = 4;
@@ -78,7 +77,10 @@ impl StackEnv {
     /// One setting, or an error naming the file.
     pub(crate) fn get(&self, key: &str) -> Result<&str> {
         self.vars.get(key).map(String::as_str).with_context(|| {
-            format!("{key} is missing from {}; restart the stack", self.path.display())
+            format!(
+                "{key} is missing from {}; restart the stack",
+                self.path.display()
+            )
         })
     }
 }
@@ -86,7 +88,12 @@ impl StackEnv {
 /// Fails with a clear message when the gateway does not answer its `/healthz`.
 pub(crate) async fn check_gateway(client: &reqwest::Client, gateway: &str) -> Result<()> {
     let url = format!("{gateway}/healthz");
-    match client.get(&url).timeout(Duration::from_secs(5)).send().await {
+    match client
+        .get(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+    {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => bail!(
             "the gateway answered {} on {url}; is the stack healthy? (see .dev/logs/gateway.log)",
@@ -121,7 +128,9 @@ impl Rng {
     /// A generator for one independent stream: (`seed`, `stream`, `index`) always gives
     /// the same sequence, and neighbouring indices give unrelated ones.
     pub(crate) fn derive(seed: u64, stream: u64, index: u64) -> Self {
-        Self(mix(mix(seed ^ mix(stream.wrapping_mul(GOLDEN))).wrapping_add(index.wrapping_mul(GOLDEN))))
+        Self(mix(
+            mix(seed ^ mix(stream.wrapping_mul(GOLDEN))).wrapping_add(index.wrapping_mul(GOLDEN))
+        ))
     }
 
     /// The next 64 random bits.
@@ -213,59 +222,248 @@ const fn product(
     season: Season,
     popularity: f64,
 ) -> Product {
-    Product { sku, name, category, price, season, popularity }
+    Product {
+        sku,
+        name,
+        category,
+        price,
+        season,
+        popularity,
+    }
 }
 
 use Season::{AllYear, Gifting, Holiday, Summer, Winter};
 
 const CATALOGUE: [Product; 52] = [
-    product("SKU-1001", "Classic Crew Tee", "apparel", 2499, AllYear, 3.0),
-    product("SKU-1002", "Organic V-Neck Tee", "apparel", 2899, AllYear, 1.8),
-    product("SKU-1003", "Heavyweight Hoodie", "apparel", 6499, Winter, 2.2),
-    product("SKU-1004", "Zip Fleece Jacket", "apparel", 7999, Winter, 1.2),
-    product("SKU-1005", "Slim Stretch Jeans", "apparel", 7499, AllYear, 2.0),
+    product(
+        "SKU-1001",
+        "Classic Crew Tee",
+        "apparel",
+        2499,
+        AllYear,
+        3.0,
+    ),
+    product(
+        "SKU-1002",
+        "Organic V-Neck Tee",
+        "apparel",
+        2899,
+        AllYear,
+        1.8,
+    ),
+    product(
+        "SKU-1003",
+        "Heavyweight Hoodie",
+        "apparel",
+        6499,
+        Winter,
+        2.2,
+    ),
+    product(
+        "SKU-1004",
+        "Zip Fleece Jacket",
+        "apparel",
+        7999,
+        Winter,
+        1.2,
+    ),
+    product(
+        "SKU-1005",
+        "Slim Stretch Jeans",
+        "apparel",
+        7499,
+        AllYear,
+        2.0,
+    ),
     product("SKU-1006", "Relaxed Chinos", "apparel", 5999, AllYear, 1.3),
-    product("SKU-1007", "Linen Button-Down Shirt", "apparel", 5499, Summer, 1.1),
-    product("SKU-1008", "Merino Crewneck Sweater", "apparel", 8999, Winter, 1.0),
+    product(
+        "SKU-1007",
+        "Linen Button-Down Shirt",
+        "apparel",
+        5499,
+        Summer,
+        1.1,
+    ),
+    product(
+        "SKU-1008",
+        "Merino Crewneck Sweater",
+        "apparel",
+        8999,
+        Winter,
+        1.0,
+    ),
     product("SKU-1009", "Puffer Jacket", "apparel", 14999, Winter, 0.9),
     product("SKU-1010", "Rain Shell", "apparel", 11999, AllYear, 0.6),
     product("SKU-1011", "Wrap Midi Dress", "apparel", 6999, Summer, 1.0),
-    product("SKU-1012", "Everyday Leggings", "apparel", 4499, AllYear, 1.9),
+    product(
+        "SKU-1012",
+        "Everyday Leggings",
+        "apparel",
+        4499,
+        AllYear,
+        1.9,
+    ),
     product("SKU-1013", "Running Shorts", "apparel", 3499, Summer, 1.2),
-    product("SKU-1014", "Wool Socks 3-Pack", "apparel", 1999, Winter, 2.4),
-    product("SKU-1015", "Cotton Boxer Briefs 3-Pack", "apparel", 2999, AllYear, 1.5),
-    product("SKU-2001", "Canvas Low-Top Sneakers", "footwear", 5999, AllYear, 1.7),
-    product("SKU-2002", "Leather Chelsea Boots", "footwear", 17999, Winter, 0.7),
-    product("SKU-2003", "Trail Running Shoes", "footwear", 12999, AllYear, 0.9),
+    product(
+        "SKU-1014",
+        "Wool Socks 3-Pack",
+        "apparel",
+        1999,
+        Winter,
+        2.4,
+    ),
+    product(
+        "SKU-1015",
+        "Cotton Boxer Briefs 3-Pack",
+        "apparel",
+        2999,
+        AllYear,
+        1.5,
+    ),
+    product(
+        "SKU-2001",
+        "Canvas Low-Top Sneakers",
+        "footwear",
+        5999,
+        AllYear,
+        1.7,
+    ),
+    product(
+        "SKU-2002",
+        "Leather Chelsea Boots",
+        "footwear",
+        17999,
+        Winter,
+        0.7,
+    ),
+    product(
+        "SKU-2003",
+        "Trail Running Shoes",
+        "footwear",
+        12999,
+        AllYear,
+        0.9,
+    ),
     product("SKU-2004", "Suede Loafers", "footwear", 11999, AllYear, 0.5),
     product("SKU-2005", "Slide Sandals", "footwear", 3499, Summer, 1.1),
-    product("SKU-3001", "Leather Belt", "accessories", 3999, AllYear, 0.9),
-    product("SKU-3002", "Canvas Tote Bag", "accessories", 2999, AllYear, 1.4),
-    product("SKU-3003", "Everyday Backpack", "accessories", 8999, AllYear, 0.9),
+    product(
+        "SKU-3001",
+        "Leather Belt",
+        "accessories",
+        3999,
+        AllYear,
+        0.9,
+    ),
+    product(
+        "SKU-3002",
+        "Canvas Tote Bag",
+        "accessories",
+        2999,
+        AllYear,
+        1.4,
+    ),
+    product(
+        "SKU-3003",
+        "Everyday Backpack",
+        "accessories",
+        8999,
+        AllYear,
+        0.9,
+    ),
     product("SKU-3004", "Wool Beanie", "accessories", 2499, Winter, 1.6),
     product("SKU-3005", "Baseball Cap", "accessories", 2299, Summer, 1.2),
-    product("SKU-3006", "Polarized Sunglasses", "accessories", 7999, Summer, 0.7),
-    product("SKU-3007", "Minimalist Watch", "accessories", 14999, Gifting, 0.4),
-    product("SKU-3008", "Leather Card Wallet", "accessories", 3499, Gifting, 0.9),
+    product(
+        "SKU-3006",
+        "Polarized Sunglasses",
+        "accessories",
+        7999,
+        Summer,
+        0.7,
+    ),
+    product(
+        "SKU-3007",
+        "Minimalist Watch",
+        "accessories",
+        14999,
+        Gifting,
+        0.4,
+    ),
+    product(
+        "SKU-3008",
+        "Leather Card Wallet",
+        "accessories",
+        3499,
+        Gifting,
+        0.9,
+    ),
     product("SKU-3009", "Silk Scarf", "accessories", 4999, Gifting, 0.5),
-    product("SKU-3010", "Stainless Water Bottle", "accessories", 2799, AllYear, 1.5),
+    product(
+        "SKU-3010",
+        "Stainless Water Bottle",
+        "accessories",
+        2799,
+        AllYear,
+        1.5,
+    ),
     product("SKU-4001", "Stoneware Mug Set", "home", 3499, Gifting, 1.0),
     product("SKU-4002", "Cedar Soy Candle", "home", 2499, Gifting, 1.7),
     product("SKU-4003", "Linen Throw Pillow", "home", 3999, AllYear, 0.9),
     product("SKU-4004", "Chunky Knit Throw", "home", 8999, Winter, 0.7),
     product("SKU-4005", "Ceramic Planter", "home", 2999, Summer, 0.8),
-    product("SKU-4006", "Pour-Over Coffee Kit", "home", 4999, Gifting, 0.8),
-    product("SKU-4007", "Cotton Bath Towel Set", "home", 5999, AllYear, 0.7),
+    product(
+        "SKU-4006",
+        "Pour-Over Coffee Kit",
+        "home",
+        4999,
+        Gifting,
+        0.8,
+    ),
+    product(
+        "SKU-4007",
+        "Cotton Bath Towel Set",
+        "home",
+        5999,
+        AllYear,
+        0.7,
+    ),
     product("SKU-4008", "Reed Diffuser", "home", 3299, AllYear, 0.8),
-    product("SKU-5001", "Daily Facial Cleanser", "beauty", 1899, AllYear, 1.8),
-    product("SKU-5002", "Hydrating Moisturizer", "beauty", 2999, AllYear, 1.6),
+    product(
+        "SKU-5001",
+        "Daily Facial Cleanser",
+        "beauty",
+        1899,
+        AllYear,
+        1.8,
+    ),
+    product(
+        "SKU-5002",
+        "Hydrating Moisturizer",
+        "beauty",
+        2999,
+        AllYear,
+        1.6,
+    ),
     product("SKU-5003", "Vitamin C Serum", "beauty", 3899, AllYear, 1.1),
     product("SKU-5004", "SPF 50 Sunscreen", "beauty", 2199, Summer, 1.4),
     product("SKU-5005", "Lip Balm Trio", "beauty", 1299, Winter, 1.5),
     product("SKU-5006", "Beard Oil", "beauty", 1799, AllYear, 0.7),
     product("SKU-6001", "Yoga Mat", "outdoor", 6999, AllYear, 0.8),
-    product("SKU-6002", "Resistance Band Set", "outdoor", 2999, AllYear, 0.9),
-    product("SKU-6003", "Insulated Travel Mug", "outdoor", 2999, Gifting, 1.0),
+    product(
+        "SKU-6002",
+        "Resistance Band Set",
+        "outdoor",
+        2999,
+        AllYear,
+        0.9,
+    ),
+    product(
+        "SKU-6003",
+        "Insulated Travel Mug",
+        "outdoor",
+        2999,
+        Gifting,
+        1.0,
+    ),
     product("SKU-6004", "Packable Daypack", "outdoor", 5499, Summer, 0.7),
     product("SKU-6005", "Camping Hammock", "outdoor", 6999, Summer, 0.5),
     product("SKU-7001", "Gift Card $50", "gifts", 5000, Gifting, 0.6),
@@ -273,7 +471,14 @@ const CATALOGUE: [Product; 52] = [
     product("SKU-7003", "Advent Calendar", "gifts", 4999, Holiday, 1.2),
 ];
 
-const CATEGORIES: [&str; 6] = ["apparel", "footwear", "accessories", "home", "beauty", "outdoor"];
+const CATEGORIES: [&str; 6] = [
+    "apparel",
+    "footwear",
+    "accessories",
+    "home",
+    "beauty",
+    "outdoor",
+];
 
 /// How much more (or less) a product sells in a given month.
 fn season_factor(season: Season, month: u32, day: u32) -> f64 {
@@ -351,18 +556,51 @@ impl Country {
 
     fn street(self, rng: &mut Rng) -> String {
         const US: [&str; 16] = [
-            "Main St", "Oak Ave", "Maple Dr", "Cedar Ln", "Pine St", "Elm St", "Washington Ave",
-            "Lake Rd", "Hill St", "Park Ave", "Sunset Blvd", "River Rd", "Church St",
-            "Highland Ave", "Market St", "Willow Way",
+            "Main St",
+            "Oak Ave",
+            "Maple Dr",
+            "Cedar Ln",
+            "Pine St",
+            "Elm St",
+            "Washington Ave",
+            "Lake Rd",
+            "Hill St",
+            "Park Ave",
+            "Sunset Blvd",
+            "River Rd",
+            "Church St",
+            "Highland Ave",
+            "Market St",
+            "Willow Way",
         ];
-        const UK: [&str; 6] =
-            ["High Street", "Station Road", "Church Lane", "Victoria Road", "Mill Lane", "Park Road"];
-        const DE: [&str; 5] = ["Hauptstraße", "Schulstraße", "Gartenstraße", "Bahnhofstraße", "Lindenallee"];
-        const FR: [&str; 5] = ["rue de la République", "avenue Victor Hugo", "rue Pasteur", "boulevard Voltaire", "rue du Moulin"];
+        const UK: [&str; 6] = [
+            "High Street",
+            "Station Road",
+            "Church Lane",
+            "Victoria Road",
+            "Mill Lane",
+            "Park Road",
+        ];
+        const DE: [&str; 5] = [
+            "Hauptstraße",
+            "Schulstraße",
+            "Gartenstraße",
+            "Bahnhofstraße",
+            "Lindenallee",
+        ];
+        const FR: [&str; 5] = [
+            "rue de la République",
+            "avenue Victor Hugo",
+            "rue Pasteur",
+            "boulevard Voltaire",
+            "rue du Moulin",
+        ];
         const NL: [&str; 4] = ["Kerkstraat", "Prinsengracht", "Molenweg", "Dorpsstraat"];
         let number = rng.between(1, 250);
         match self {
-            Country::Us | Country::Ca | Country::Au => format!("{} {}", rng.between(10, 9999), rng.pick(&US)),
+            Country::Us | Country::Ca | Country::Au => {
+                format!("{} {}", rng.between(10, 9999), rng.pick(&US))
+            }
             Country::Uk => format!("{number} {}", rng.pick(&UK)),
             Country::De => format!("{} {number}", rng.pick(&DE)),
             Country::Fr => format!("{number} {}", rng.pick(&FR)),
@@ -382,8 +620,22 @@ struct Place {
     weight: f64,
 }
 
-const fn place(city: &'static str, state: &'static str, zip: &'static str, country: Country, area: &'static str, weight: f64) -> Place {
-    Place { city, state, zip, country, area, weight }
+const fn place(
+    city: &'static str,
+    state: &'static str,
+    zip: &'static str,
+    country: Country,
+    area: &'static str,
+    weight: f64,
+) -> Place {
+    Place {
+        city,
+        state,
+        zip,
+        country,
+        area,
+        weight,
+    }
 }
 
 const PLACES: [Place; 40] = [
@@ -416,37 +668,172 @@ const PLACES: [Place; 40] = [
     place("Montreal", "QC", "H2Y 1C6", Country::Ca, "514", 1.5),
     place("Calgary", "AB", "T2P 1J9", Country::Ca, "403", 1.0),
     place("London", "Greater London", "SW1A 1AA", Country::Uk, "", 4.0),
-    place("Manchester", "Greater Manchester", "M1 1AE", Country::Uk, "", 1.5),
+    place(
+        "Manchester",
+        "Greater Manchester",
+        "M1 1AE",
+        Country::Uk,
+        "",
+        1.5,
+    ),
     place("Edinburgh", "Scotland", "EH1 1YZ", Country::Uk, "", 1.0),
     place("Bristol", "England", "BS1 4DJ", Country::Uk, "", 0.8),
     place("Berlin", "Berlin", "10115", Country::De, "", 2.0),
     place("Munich", "Bavaria", "80331", Country::De, "", 1.2),
     place("Hamburg", "Hamburg", "20095", Country::De, "", 1.0),
     place("Paris", "Île-de-France", "75001", Country::Fr, "", 2.0),
-    place("Lyon", "Auvergne-Rhône-Alpes", "69001", Country::Fr, "", 0.8),
+    place(
+        "Lyon",
+        "Auvergne-Rhône-Alpes",
+        "69001",
+        Country::Fr,
+        "",
+        0.8,
+    ),
     place("Sydney", "NSW", "2000", Country::Au, "", 2.0),
     place("Melbourne", "VIC", "3000", Country::Au, "", 1.5),
-    place("Amsterdam", "North Holland", "1012 AB", Country::Nl, "", 1.5),
+    place(
+        "Amsterdam",
+        "North Holland",
+        "1012 AB",
+        Country::Nl,
+        "",
+        1.5,
+    ),
 ];
 
 const FIRST_NAMES: [&str; 64] = [
-    "Emma", "Liam", "Olivia", "Noah", "Ava", "Elijah", "Sophia", "James", "Isabella", "Lucas",
-    "Mia", "Mateo", "Charlotte", "Benjamin", "Amelia", "Ethan", "Harper", "Aiden", "Evelyn",
-    "Jackson", "Aria", "Sebastian", "Chloe", "Daniel", "Layla", "Henry", "Zoe", "Samuel", "Nora",
-    "David", "Priya", "Arjun", "Mei", "Wei", "Hana", "Kenji", "Fatima", "Omar", "Aisha", "Yusuf",
-    "Sofia", "Diego", "Valentina", "Carlos", "Camila", "Luis", "Ingrid", "Lars", "Freya", "Finn",
-    "Chiara", "Marco", "Amara", "Kwame", "Zara", "Ravi", "Leila", "Nikolai", "Elena", "Grace",
-    "Maya", "Owen", "Ruby", "Theo",
+    "Emma",
+    "Liam",
+    "Olivia",
+    "Noah",
+    "Ava",
+    "Elijah",
+    "Sophia",
+    "James",
+    "Isabella",
+    "Lucas",
+    "Mia",
+    "Mateo",
+    "Charlotte",
+    "Benjamin",
+    "Amelia",
+    "Ethan",
+    "Harper",
+    "Aiden",
+    "Evelyn",
+    "Jackson",
+    "Aria",
+    "Sebastian",
+    "Chloe",
+    "Daniel",
+    "Layla",
+    "Henry",
+    "Zoe",
+    "Samuel",
+    "Nora",
+    "David",
+    "Priya",
+    "Arjun",
+    "Mei",
+    "Wei",
+    "Hana",
+    "Kenji",
+    "Fatima",
+    "Omar",
+    "Aisha",
+    "Yusuf",
+    "Sofia",
+    "Diego",
+    "Valentina",
+    "Carlos",
+    "Camila",
+    "Luis",
+    "Ingrid",
+    "Lars",
+    "Freya",
+    "Finn",
+    "Chiara",
+    "Marco",
+    "Amara",
+    "Kwame",
+    "Zara",
+    "Ravi",
+    "Leila",
+    "Nikolai",
+    "Elena",
+    "Grace",
+    "Maya",
+    "Owen",
+    "Ruby",
+    "Theo",
 ];
 
 const LAST_NAMES: [&str; 64] = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore",
-    "Jackson", "Martin", "Lee", "Thompson", "White", "Harris", "Clark", "Lewis", "Robinson",
-    "Walker", "Young", "Allen", "King", "Wright", "Scott", "Nguyen", "Hill", "Green", "Adams",
-    "Baker", "Nelson", "Carter", "Mitchell", "Patel", "Kim", "Chen", "Wang", "Singh", "Khan",
-    "Schmidt", "Dubois", "Rossi", "O'Brien", "Murphy", "Kowalski", "Novak", "Okafor", "Mensah",
-    "Haddad", "Silva", "Santos", "Tanaka", "Sato", "Larsen", "Berg", "Fischer", "Moreau",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Thompson",
+    "White",
+    "Harris",
+    "Clark",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Nguyen",
+    "Hill",
+    "Green",
+    "Adams",
+    "Baker",
+    "Nelson",
+    "Carter",
+    "Mitchell",
+    "Patel",
+    "Kim",
+    "Chen",
+    "Wang",
+    "Singh",
+    "Khan",
+    "Schmidt",
+    "Dubois",
+    "Rossi",
+    "O'Brien",
+    "Murphy",
+    "Kowalski",
+    "Novak",
+    "Okafor",
+    "Mensah",
+    "Haddad",
+    "Silva",
+    "Santos",
+    "Tanaka",
+    "Sato",
+    "Larsen",
+    "Berg",
+    "Fischer",
+    "Moreau",
 ];
 
 /// Reserved `.example` names (RFC 2606) shaped like real providers: realistic, and no
@@ -473,8 +860,18 @@ const CHANNELS: [(&str, f64); 6] = [
 const DEVICES: [(&str, f64); 3] = [("mobile", 58.0), ("desktop", 35.0), ("tablet", 7.0)];
 
 const SEARCHES: [&str; 12] = [
-    "hoodie", "black jeans", "gift for him", "gift for her", "sneakers", "candle", "sunscreen",
-    "yoga mat", "wool socks", "backpack", "linen shirt", "advent calendar",
+    "hoodie",
+    "black jeans",
+    "gift for him",
+    "gift for her",
+    "sneakers",
+    "candle",
+    "sunscreen",
+    "yoga mat",
+    "wool socks",
+    "backpack",
+    "linen shirt",
+    "advent calendar",
 ];
 
 fn weights<T>(table: &[(T, f64)]) -> Vec<f64> {
@@ -526,11 +923,16 @@ fn time_of_day(rng: &mut Rng) -> TimeDelta {
 }
 
 fn midnight(at: DateTime<Utc>) -> DateTime<Utc> {
-    at - TimeDelta::seconds(i64::from(at.num_seconds_from_midnight())) - TimeDelta::nanoseconds(i64::from(at.nanosecond()))
+    at - TimeDelta::seconds(i64::from(at.num_seconds_from_midnight()))
+        - TimeDelta::nanoseconds(i64::from(at.nanosecond()))
 }
 
 /// A purchase-like instant in [from, to), weighted by season, weekday and hour.
-fn seasonal_instant(rng: &mut Rng, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn seasonal_instant(
+    rng: &mut Rng,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let span = (to - from).num_seconds();
     if span <= 0 {
         return None;
@@ -605,7 +1007,11 @@ impl CustomerPlan {
         let first = *rng.pick(&FIRST_NAMES);
         let last = *rng.pick(&LAST_NAMES);
         let f = first.to_ascii_lowercase();
-        let l: String = last.chars().filter(char::is_ascii_alphabetic).collect::<String>().to_ascii_lowercase();
+        let l: String = last
+            .chars()
+            .filter(char::is_ascii_alphabetic)
+            .collect::<String>()
+            .to_ascii_lowercase();
         let n = index + 1;
         // The index keeps every address unique within a seed.
         let local = match rng.below(6) {
@@ -625,7 +1031,9 @@ impl CustomerPlan {
             }
             _ => place.zip.to_owned(),
         };
-        let phone = rng.chance(0.85).then(|| place.country.phone(&mut rng, place.area));
+        let phone = rng
+            .chance(0.85)
+            .then(|| place.country.phone(&mut rng, place.area));
         let street = place.country.street(&mut rng);
         // A growing store: sign-ups per day rise linearly from none three years ago.
         let age_days = (HISTORY_DAYS as f64 * (1.0 - rng.unit().sqrt())) as i64;
@@ -672,7 +1080,8 @@ impl CustomerPlan {
         for n in 0..count {
             let at = if n == 0 && rng.chance(0.55) {
                 // Many first orders come right after signing up.
-                let after = TimeDelta::seconds((-(1.0 - rng.unit()).ln() * 3.0 * 86_400.0) as i64 + 300);
+                let after =
+                    TimeDelta::seconds((-(1.0 - rng.unit()).ln() * 3.0 * 86_400.0) as i64 + 300);
                 Some(self.signup + after).filter(|at| *at < as_of)
             } else {
                 None
@@ -693,7 +1102,11 @@ impl CustomerPlan {
                     .map(|p| {
                         p.popularity
                             * season_factor(p.season, at.month(), at.day())
-                            * if p.category == self.category { 3.0 } else { 1.0 }
+                            * if p.category == self.category {
+                                3.0
+                            } else {
+                                1.0
+                            }
                     })
                     .collect();
                 for _ in 0..wanted * 3 {
@@ -702,16 +1115,29 @@ impl CustomerPlan {
                     }
                     let product = rng.weighted(&catalogue);
                     if lines.iter().all(|(p, _)| *p != product) {
-                        let quantity = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3][rng.below(20) as usize];
+                        let quantity = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3]
+                            [rng.below(20) as usize];
                         lines.push((product, quantity));
                     }
                 }
                 let age = as_of - at;
                 let roll = rng.unit();
                 let status = if age < TimeDelta::days(2) {
-                    if roll < 0.7 { "processing" } else if roll < 0.96 { "shipped" } else { "cancelled" }
+                    if roll < 0.7 {
+                        "processing"
+                    } else if roll < 0.96 {
+                        "shipped"
+                    } else {
+                        "cancelled"
+                    }
                 } else if age < TimeDelta::days(6) {
-                    if roll < 0.55 { "shipped" } else if roll < 0.97 { "delivered" } else { "cancelled" }
+                    if roll < 0.55 {
+                        "shipped"
+                    } else if roll < 0.97 {
+                        "delivered"
+                    } else {
+                        "cancelled"
+                    }
                 } else if roll < 0.90 {
                     "delivered"
                 } else if roll < 0.96 {
@@ -726,7 +1152,9 @@ impl CustomerPlan {
                     _ if n == 0 && rng.chance(0.3) => Some("WELCOME10".to_owned()),
                     (3..=5, _) if rng.chance(0.07) => Some(format!("SPRING{yy}")),
                     (6..=8, _) if rng.chance(0.07) => Some(format!("SUMMER{yy}")),
-                    _ if rng.chance(0.04) => Some((*rng.pick(&["FREESHIP", "FRIENDS15", "VIP20"])).to_owned()),
+                    _ if rng.chance(0.04) => {
+                        Some((*rng.pick(&["FREESHIP", "FRIENDS15", "VIP20"])).to_owned())
+                    }
                     _ => None,
                 };
                 OrderPlan {
@@ -749,7 +1177,11 @@ impl CustomerPlan {
     }
 
     fn order_total(&self, order: &OrderPlan) -> i64 {
-        order.lines.iter().map(|(p, q)| self.price(*p) * i64::from(*q)).sum()
+        order
+            .lines
+            .iter()
+            .map(|(p, q)| self.price(*p) * i64::from(*q))
+            .sum()
     }
 
     /// Lifetime spend in US cents (refunds and cancellations excluded) sets the tier.
@@ -908,9 +1340,13 @@ impl CustomerPlan {
         }
 
         let recent = std::cmp::max(self.signup, as_of - TimeDelta::days(365));
-        let browsing = rng.below(3) + (self.orders.len() as u64).min(8) / 2 + u64::from(self.orders.is_empty());
+        let browsing = rng.below(3)
+            + (self.orders.len() as u64).min(8) / 2
+            + u64::from(self.orders.is_empty());
         for _ in 0..browsing {
-            let Some(mut at) = seasonal_instant(&mut rng, recent, as_of) else { break };
+            let Some(mut at) = seasonal_instant(&mut rng, recent, as_of) else {
+                break;
+            };
             let session = session_id();
             let mut step = |rng: &mut Rng, kind: &'static str, props: Value| {
                 events.push((at, kind, props));
@@ -919,7 +1355,11 @@ impl CustomerPlan {
             if rng.chance(0.12) {
                 let query = *rng.pick(&SEARCHES);
                 let results = rng.between(0, 40);
-                step(&mut rng, "product_search", json!({"query": query, "results": results, "session_id": session}));
+                step(
+                    &mut rng,
+                    "product_search",
+                    json!({"query": query, "results": results, "session_id": session}),
+                );
             }
             let mut viewed = rng.below(CATALOGUE.len() as u64) as usize;
             for _ in 0..rng.between(1, 5) {
@@ -928,7 +1368,11 @@ impl CustomerPlan {
                 step(&mut rng, "page_view", props);
             }
             if rng.chance(0.05) {
-                step(&mut rng, "wishlist_add", json!({"product_id": CATALOGUE[viewed].sku, "session_id": session}));
+                step(
+                    &mut rng,
+                    "wishlist_add",
+                    json!({"product_id": CATALOGUE[viewed].sku, "session_id": session}),
+                );
             }
             // Never bought: an abandoned cart, sometimes emptied again.
             if rng.chance(0.35) {
@@ -945,7 +1389,9 @@ impl CustomerPlan {
             for _ in 0..12 {
                 let Some(date) = month else { break };
                 month = date.checked_sub_months(chrono::Months::new(1));
-                let Some(sent) = date.and_hms_opt(15, 0, 0).map(|t| t.and_utc()) else { continue };
+                let Some(sent) = date.and_hms_opt(15, 0, 0).map(|t| t.and_utc()) else {
+                    continue;
+                };
                 if sent < self.signup || sent >= as_of || !rng.chance(0.28) {
                     continue;
                 }
@@ -954,11 +1400,22 @@ impl CustomerPlan {
                 if opened >= as_of {
                     continue;
                 }
-                events.push((opened, "email_opened", json!({"campaign_id": campaign, "device": self.device})));
+                events.push((
+                    opened,
+                    "email_opened",
+                    json!({"campaign_id": campaign, "device": self.device}),
+                ));
                 if rng.chance(0.2) {
-                    let clicked = std::cmp::min(opened + TimeDelta::seconds(rng.between(5, 600) as i64), as_of);
+                    let clicked = std::cmp::min(
+                        opened + TimeDelta::seconds(rng.between(5, 600) as i64),
+                        as_of,
+                    );
                     let url = format!("/collections/{}", self.category);
-                    events.push((clicked, "email_clicked", json!({"campaign_id": campaign, "url": url})));
+                    events.push((
+                        clicked,
+                        "email_clicked",
+                        json!({"campaign_id": campaign, "url": url}),
+                    ));
                 }
             }
             // Seasonal campaigns that converted: open, click, order.
@@ -973,8 +1430,16 @@ impl CustomerPlan {
                 };
                 let clicked = order.at - TimeDelta::seconds(rng.between(300, 3 * 86_400) as i64);
                 let opened = clicked - TimeDelta::seconds(rng.between(5, 900) as i64);
-                events.push((opened, "email_opened", json!({"campaign_id": campaign, "device": self.device})));
-                events.push((clicked, "email_clicked", json!({"campaign_id": campaign, "url": "/collections/gifts"})));
+                events.push((
+                    opened,
+                    "email_opened",
+                    json!({"campaign_id": campaign, "device": self.device}),
+                ));
+                events.push((
+                    clicked,
+                    "email_clicked",
+                    json!({"campaign_id": campaign, "url": "/collections/gifts"}),
+                ));
                 events.push((
                     order.at,
                     "campaign_converted",
@@ -1033,12 +1498,19 @@ impl Profile {
         };
         self.buckets[bucket] += 1;
         self.most_orders = self.most_orders.max(n);
-        *self.tiers.entry(plan.loyalty_tier().unwrap_or("none")).or_default() += 1;
-        self.first_signup = Some(self.first_signup.map_or(plan.signup, |s| s.min(plan.signup)));
+        *self
+            .tiers
+            .entry(plan.loyalty_tier().unwrap_or("none"))
+            .or_default() += 1;
+        self.first_signup = Some(
+            self.first_signup
+                .map_or(plan.signup, |s| s.min(plan.signup)),
+        );
         for order in &plan.orders {
             self.orders += 1;
             self.holiday_orders += u64::from(matches!(order.at.month(), 11 | 12));
-            self.weekend_orders += u64::from(matches!(order.at.weekday(), Weekday::Sat | Weekday::Sun));
+            self.weekend_orders +=
+                u64::from(matches!(order.at.weekday(), Weekday::Sat | Weekday::Sun));
             self.promo_orders += u64::from(order.promo.is_some());
             *self.statuses.entry(order.status).or_default() += 1;
             if counts_as_spend(order.status) {
@@ -1049,7 +1521,13 @@ impl Profile {
     }
 
     fn print(&self, customers: usize) {
-        let pct = |n: u64, of: u64| if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 };
+        let pct = |n: u64, of: u64| {
+            if of == 0 {
+                0.0
+            } else {
+                100.0 * n as f64 / of as f64
+            }
+        };
         let c = customers as u64;
         println!("data set:");
         println!(
@@ -1069,7 +1547,10 @@ impl Profile {
             pct(self.promo_orders, self.orders)
         );
         let join = |map: &BTreeMap<&str, u64>| {
-            map.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            map.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         println!("  order statuses        {}", join(&self.statuses));
         println!("  loyalty tiers         {}", join(&self.tiers));
@@ -1080,7 +1561,11 @@ impl Profile {
             .collect();
         println!("  revenue (net)         {}", revenue.join(", "));
         if let (Some(signup), Some(order)) = (self.first_signup, self.first_order) {
-            println!("  history from          sign-ups {}, orders {}", signup.date_naive(), order.date_naive());
+            println!(
+                "  history from          sign-ups {}, orders {}",
+                signup.date_naive(),
+                order.date_naive()
+            );
         }
     }
 }
@@ -1115,11 +1600,21 @@ impl Kind {
 
     /// What names one row in a failure report.
     fn identity(self, row: &Value) -> String {
-        let field = |key: &str| row.get(key).and_then(Value::as_str).unwrap_or("?").to_owned();
+        let field = |key: &str| {
+            row.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned()
+        };
         match self {
             Kind::Customers => field("email"),
             Kind::Orders => field("externalId"),
-            Kind::Events => format!("{} of {} at {}", field("event_type"), field("customer_external_id"), field("timestamp")),
+            Kind::Events => format!(
+                "{} of {} at {}",
+                field("event_type"),
+                field("customer_external_id"),
+                field("timestamp")
+            ),
         }
     }
 }
@@ -1170,7 +1665,9 @@ impl Batcher {
             }
             match self.kind {
                 Kind::Customers => self.pending.push_back(plan.customer_json()),
-                Kind::Orders => self.pending.extend(plan.orders.iter().map(|o| plan.order_json(o))),
+                Kind::Orders => self
+                    .pending
+                    .extend(plan.orders.iter().map(|o| plan.order_json(o))),
                 Kind::Events => self.pending.extend(plan.events_json(self.seed, self.as_of)),
             }
         }
@@ -1184,10 +1681,26 @@ impl Batcher {
         self.next_index += 1;
         // Same seed, kind, position and content: same key, so a re-run replays. Any
         // other content gets another key instead of a 422 for a reused one.
-        let key = format!("demo-{}-{}-{index:05}-{:016x}", self.seed, self.kind.name(), fnv1a(&body));
+        let key = format!(
+            "demo-{}-{}-{index:05}-{:016x}",
+            self.seed,
+            self.kind.name(),
+            fnv1a(&body)
+        );
         // Rows still pending belong to the last customer generated, who is not done yet.
-        let customers_through = if self.pending.is_empty() { self.next_customer } else { self.next_customer - 1 };
-        Ok(Some(Batch { kind: self.kind, index, rows, body, key, customers_through }))
+        let customers_through = if self.pending.is_empty() {
+            self.next_customer
+        } else {
+            self.next_customer - 1
+        };
+        Ok(Some(Batch {
+            kind: self.kind,
+            index,
+            rows,
+            body,
+            key,
+            customers_through,
+        }))
     }
 }
 
@@ -1278,24 +1791,54 @@ async fn send(client: &Client, batch: &Batch, totals: &Mutex<Totals>) -> Result<
     if status != 200 {
         // The whole batch was refused (400 invalid body, 413, 401...): every row failed.
         tally.failed += batch.rows.len() as u64;
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(truncate(&text, 500)));
+        let body: Value =
+            serde_json::from_str(&text).unwrap_or(Value::String(truncate(&text, 500)));
         totals.failures.push(Failure {
             kind: batch.kind,
-            what: format!("the whole batch {} ({} rows)", batch.index, batch.rows.len()),
+            what: format!(
+                "the whole batch {} ({} rows)",
+                batch.index,
+                batch.rows.len()
+            ),
             status: u64::from(status),
-            code: body.get("code").and_then(Value::as_str).unwrap_or("?").to_owned(),
-            error: body.get("error").and_then(Value::as_str).unwrap_or("").to_owned(),
+            code: body
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned(),
+            error: body
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
             details: body.get("details").cloned().unwrap_or(body),
         });
         return Ok(());
     }
-    let body: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} batch {}: the 200 response is not JSON: {}", batch.kind.name(), batch.index, truncate(&text, 300)))?;
+    let body: Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} batch {}: the 200 response is not JSON: {}",
+            batch.kind.name(),
+            batch.index,
+            truncate(&text, 300)
+        )
+    })?;
     let results = body["data"]["results"].as_array().with_context(|| {
-        format!("{} batch {}: no data.results in {}", batch.kind.name(), batch.index, truncate(&text, 300))
+        format!(
+            "{} batch {}: no data.results in {}",
+            batch.kind.name(),
+            batch.index,
+            truncate(&text, 300)
+        )
     })?;
     if results.len() != batch.rows.len() {
-        bail!("{} batch {}: {} results for {} rows", batch.kind.name(), batch.index, results.len(), batch.rows.len());
+        bail!(
+            "{} batch {}: {} results for {} rows",
+            batch.kind.name(),
+            batch.index,
+            results.len(),
+            batch.rows.len()
+        );
     }
     for result in results {
         let status = result["status"].as_u64().unwrap_or(0);
@@ -1310,7 +1853,10 @@ async fn send(client: &Client, batch: &Batch, totals: &Mutex<Totals>) -> Result<
                 let index = result["index"].as_u64().unwrap_or(u64::MAX) as usize;
                 totals.failures.push(Failure {
                     kind: batch.kind,
-                    what: batch.rows.get(index).map_or_else(|| format!("row {index}"), |row| batch.kind.identity(row)),
+                    what: batch
+                        .rows
+                        .get(index)
+                        .map_or_else(|| format!("row {index}"), |row| batch.kind.identity(row)),
                     status,
                     code: code.to_owned(),
                     error: result["error"].as_str().unwrap_or("").to_owned(),
@@ -1346,7 +1892,11 @@ struct Progress {
 impl Progress {
     fn line(&self) -> String {
         let through = self.through.load(Ordering::Relaxed).min(self.customers);
-        let fraction = if self.customers == 0 { 1.0 } else { through as f64 / self.customers as f64 };
+        let fraction = if self.customers == 0 {
+            1.0
+        } else {
+            through as f64 / self.customers as f64
+        };
         let width = 28;
         let filled = (fraction * width as f64).round() as usize;
         let rows = self.rows.load(Ordering::Relaxed);
@@ -1410,9 +1960,16 @@ impl Options {
                 Some((flag, value)) => (flag, Some(value.to_owned())),
                 None => (arg.as_str(), None),
             };
-            let mut value = || inline.clone().or_else(|| args.next().cloned()).ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"));
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next().cloned())
+                    .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))
+            };
             let number = |text: String| -> Result<u64> {
-                text.replace('_', "").parse().map_err(|_| anyhow!("{flag} takes a whole number, got {text:?}"))
+                text.replace('_', "")
+                    .parse()
+                    .map_err(|_| anyhow!("{flag} takes a whole number, got {text:?}"))
             };
             match flag {
                 "--customers" => options.customers = number(value()?)? as usize,
@@ -1420,8 +1977,9 @@ impl Options {
                 "--concurrency" => options.concurrency = (number(value()?)? as usize).clamp(1, 64),
                 "--as-of" => {
                     let text = value()?;
-                    let date = NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                        .map_err(|_| anyhow!("--as-of takes a date like 2025-01-31, got {text:?}"))?;
+                    let date = NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+                        anyhow!("--as-of takes a date like 2025-01-31, got {text:?}")
+                    })?;
                     options.as_of = date.and_time(chrono::NaiveTime::MIN).and_utc();
                     if options.as_of > Utc::now() {
                         bail!("--as-of {text} is in the future; the API refuses future dates");
@@ -1443,7 +2001,10 @@ impl Options {
 /// `cargo xtask demo [--customers N] [--seed S] [--concurrency C] [--as-of YYYY-MM-DD] [--dry-run]`
 pub fn command(args: &[String]) -> Result<ExitCode> {
     let options = Options::parse(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(run(options))
 }
 
@@ -1462,19 +2023,35 @@ async fn run(options: Options) -> Result<ExitCode> {
             env.get("DEV_TOKEN")?.to_owned()
         } else {
             let ttl = Duration::from_secs(12 * 3600);
-            crate::token::mint(env.get("JWT_HS256_SECRET")?, &options.tenant, &["ingest".to_owned()], ttl)?
+            crate::token::mint(
+                env.get("JWT_HS256_SECRET")?,
+                &options.tenant,
+                &["ingest".to_owned()],
+                ttl,
+            )?
         };
-        Some(Arc::new(Client { http, gateway, token }))
+        Some(Arc::new(Client {
+            http,
+            gateway,
+            token,
+        }))
     };
     eprintln!(
         "{} a store of {} customers (seed {}, as of {}) {}",
-        if options.dry_run { "generating" } else { "loading" },
+        if options.dry_run {
+            "generating"
+        } else {
+            "loading"
+        },
         options.customers,
         options.seed,
         options.as_of.date_naive(),
         client.as_ref().map_or_else(
             || "without sending anything (--dry-run)".to_owned(),
-            |c| format!("through {} as tenant {}, {} requests at a time", c.gateway, options.tenant, options.concurrency)
+            |c| format!(
+                "through {} as tenant {}, {} requests at a time",
+                c.gateway, options.tenant, options.concurrency
+            )
         ),
     );
     let started = Instant::now();
@@ -1494,22 +2071,37 @@ async fn run(options: Options) -> Result<ExitCode> {
         let drawing = tokio::spawn(progress.clone().draw());
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..options.concurrency {
-            let (batcher, progress, totals, client) = (batcher.clone(), progress.clone(), totals.clone(), client.clone());
+            let (batcher, progress, totals, client) = (
+                batcher.clone(),
+                progress.clone(),
+                totals.clone(),
+                client.clone(),
+            );
             workers.spawn(async move {
                 loop {
-                    let batch = batcher.lock().map_err(|_| anyhow!("batcher lock poisoned"))?.next_batch()?;
-                    let Some(batch) = batch else { return Ok::<_, anyhow::Error>(()) };
+                    let batch = batcher
+                        .lock()
+                        .map_err(|_| anyhow!("batcher lock poisoned"))?
+                        .next_batch()?;
+                    let Some(batch) = batch else {
+                        return Ok::<_, anyhow::Error>(());
+                    };
                     match &client {
                         Some(client) => send(client, &batch, &totals).await?,
                         None => {
-                            let mut totals = totals.lock().map_err(|_| anyhow!("tally lock poisoned"))?;
+                            let mut totals =
+                                totals.lock().map_err(|_| anyhow!("tally lock poisoned"))?;
                             let tally = totals.per_kind.entry(kind.name()).or_default();
                             tally.batches += 1;
                             tally.rows += batch.rows.len() as u64;
                         }
                     }
-                    progress.rows.fetch_add(batch.rows.len() as u64, Ordering::Relaxed);
-                    progress.through.fetch_max(batch.customers_through, Ordering::Relaxed);
+                    progress
+                        .rows
+                        .fetch_add(batch.rows.len() as u64, Ordering::Relaxed);
+                    progress
+                        .through
+                        .fetch_max(batch.customers_through, Ordering::Relaxed);
                 }
             });
         }
@@ -1527,7 +2119,11 @@ async fn run(options: Options) -> Result<ExitCode> {
         drawing.abort();
         outcome?;
         if kind == Kind::Orders {
-            profile = batcher.lock().map_err(|_| anyhow!("batcher lock poisoned"))?.profile.take();
+            profile = batcher
+                .lock()
+                .map_err(|_| anyhow!("batcher lock poisoned"))?
+                .profile
+                .take();
         }
     }
     let elapsed = started.elapsed();
@@ -1536,7 +2132,11 @@ async fn run(options: Options) -> Result<ExitCode> {
     if let Some(profile) = profile {
         profile.print(options.customers);
     }
-    if totals.failures.is_empty() { Ok(ExitCode::SUCCESS) } else { Ok(ExitCode::FAILURE) }
+    if totals.failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn print_summary(options: &Options, client: Option<&Client>, totals: &Totals, elapsed: Duration) {
@@ -1550,10 +2150,16 @@ fn print_summary(options: &Options, client: Option<&Client>, totals: &Totals, el
             options.seed,
             options.as_of.date_naive()
         ),
-        None => println!("dry run: nothing was sent (seed {}, as of {})", options.seed, options.as_of.date_naive()),
+        None => println!(
+            "dry run: nothing was sent (seed {}, as of {})",
+            options.seed,
+            options.as_of.date_naive()
+        ),
     }
     for kind in [Kind::Customers, Kind::Orders, Kind::Events] {
-        let Some(t) = totals.per_kind.get(kind.name()) else { continue };
+        let Some(t) = totals.per_kind.get(kind.name()) else {
+            continue;
+        };
         let mut parts = vec![format!("{} created", t.created)];
         if t.updated > 0 {
             parts.push(format!("{} updated", t.updated));
@@ -1571,11 +2177,25 @@ fn print_summary(options: &Options, client: Option<&Client>, totals: &Totals, el
             t.rows,
             parts.join(", "),
             t.batches,
-            if t.replayed > 0 { format!(", {} replayed by Idempotency-Key", t.replayed) } else { String::new() },
-            if t.retries > 0 { format!(", {} retried", t.retries) } else { String::new() },
+            if t.replayed > 0 {
+                format!(", {} replayed by Idempotency-Key", t.replayed)
+            } else {
+                String::new()
+            },
+            if t.retries > 0 {
+                format!(", {} retried", t.retries)
+            } else {
+                String::new()
+            },
         );
     }
-    println!("  {:<10} {:>8}  in {:.1} s = {:.0} rows/s", "total", rows, secs, rows as f64 / secs.max(1e-3));
+    println!(
+        "  {:<10} {:>8}  in {:.1} s = {:.0} rows/s",
+        "total",
+        rows,
+        secs,
+        rows as f64 / secs.max(1e-3)
+    );
     if totals.per_kind.values().any(|t| t.replayed > 0) {
         println!(
             "  (a replayed batch's counts are its first response, stored with the Idempotency-Key: \
@@ -1592,7 +2212,11 @@ fn print_summary(options: &Options, client: Option<&Client>, totals: &Totals, el
                 failure.status,
                 failure.code,
                 failure.error,
-                if failure.details.is_null() { String::new() } else { failure.details.to_string() }
+                if failure.details.is_null() {
+                    String::new()
+                } else {
+                    failure.details.to_string()
+                }
             );
         }
     }
@@ -1603,15 +2227,24 @@ mod tests {
     use super::*;
 
     fn as_of() -> Result<DateTime<Utc>> {
-        Ok(NaiveDate::from_ymd_opt(2025, 6, 1).context("date")?.and_time(chrono::NaiveTime::MIN).and_utc())
+        Ok(NaiveDate::from_ymd_opt(2025, 6, 1)
+            .context("date")?
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc())
     }
 
     #[test]
     fn the_same_seed_gives_the_same_store() -> Result<()> {
-        let (a, b) = (CustomerPlan::new(7, as_of()?, 12), CustomerPlan::new(7, as_of()?, 12));
+        let (a, b) = (
+            CustomerPlan::new(7, as_of()?, 12),
+            CustomerPlan::new(7, as_of()?, 12),
+        );
         assert_eq!(a.customer_json(), b.customer_json());
         assert_eq!(a.events_json(7, as_of()?), b.events_json(7, as_of()?));
-        assert_ne!(a.customer_json(), CustomerPlan::new(8, as_of()?, 12).customer_json());
+        assert_ne!(
+            a.customer_json(),
+            CustomerPlan::new(8, as_of()?, 12).customer_json()
+        );
         Ok(())
     }
 
@@ -1624,18 +2257,24 @@ mod tests {
                 let body = plan.order_json(order);
                 let items = body["items"].as_array().context("items")?;
                 assert!(!items.is_empty());
-                let sum: i64 = items.iter().map(|i| i["total"].as_i64().unwrap_or(-1)).sum();
+                let sum: i64 = items
+                    .iter()
+                    .map(|i| i["total"].as_i64().unwrap_or(-1))
+                    .sum();
                 assert_eq!(body["totalAmount"].as_i64(), Some(sum));
                 for item in items {
                     assert_eq!(
-                        item["price"].as_i64().map(|p| p * item["quantity"].as_i64().unwrap_or(0)),
+                        item["price"]
+                            .as_i64()
+                            .map(|p| p * item["quantity"].as_i64().unwrap_or(0)),
                         item["total"].as_i64()
                     );
                 }
                 assert!(order.at < as_of && order.at >= plan.signup);
             }
             for event in plan.events_json(1, as_of) {
-                let at: DateTime<Utc> = event["timestamp"].as_str().context("timestamp")?.parse()?;
+                let at: DateTime<Utc> =
+                    event["timestamp"].as_str().context("timestamp")?.parse()?;
                 assert!(at <= as_of, "{event}");
             }
         }

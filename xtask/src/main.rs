@@ -3,7 +3,8 @@
 //! This crate owns the dev workflow around the services: building them,
 //! running PostgreSQL and RabbitMQ (through `mkt-devservers`), provisioning
 //! the `marketing` database, starting every service with its dev settings,
-//! minting dev tokens, and running the test suite against throwaway servers.
+//! minting dev tokens, running the test suite against throwaway servers, and,
+//! against a running stack, loading a demo store and benchmarking ingestion.
 //! Everything it creates lives under `.dev/` or a temporary directory.
 //!
 //! It must never hold business logic, be needed in production, or reach
@@ -35,7 +36,7 @@ commands:
   token --tenant T --roles r1,r2 [--ttl 1h]
                            print a dev JWT signed with the secret in .dev/secret (ttl: 30s, 15m, 1h, 30d)
   test [-- <nextest args>] run the workspace tests against throwaway Postgres and RabbitMQ
-  demo [--customers N] [--seed S] [--concurrency C] [--as-of YYYY-MM-DD] [--dry-run]
+  demo [--customers N] [--seed S] [--concurrency C] [--as-of YYYY-MM-DD] [--tenant T] [--dry-run]
                            load a synthetic store (customers, orders, events) through the gateway
   bench ingestion [--seconds S] [--concurrency 1,8,32,64] [--batch-concurrency 1,4,8] ...
                            load-test ingestion through the gateway, side by side with pgbench

@@ -66,7 +66,11 @@ pub fn init(service_name: &str, config: &TelemetryConfig) -> anyhow::Result<Tele
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned()));
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // lapin logs every returned (unroutable) message at WARN with its whole body, which
+    // carries customer data; the relay logs the routing key instead.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive("lapin::returned_messages=error".parse()?);
     let fmt_layer = match config.log_format.as_deref() {
         Some("pretty") => tracing_subscriber::fmt::layer().boxed(),
         _ => tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).boxed(),
