@@ -44,24 +44,39 @@ impl Stack {
             config.database.schema = Some(schema.to_owned());
             config
         };
-        let ingestion = ingestion::spawn(config(&ingestion_db, "ingestion")).await.expect("ingestion");
-        let segmentation = segmentation::spawn(config(&segmentation_db, "segmentation")).await.expect("segmentation");
-        let campaign = campaign::spawn(support::service_config_for(&campaign::SPEC, &amqp).await).await.expect("campaign");
-        let webhook = webhook::spawn(support::service_config_for(&webhook::SPEC, &amqp).await).await.expect("webhook");
+        let ingestion = ingestion::spawn(config(&ingestion_db, "ingestion"))
+            .await
+            .expect("ingestion");
+        let segmentation = segmentation::spawn(config(&segmentation_db, "segmentation"))
+            .await
+            .expect("segmentation");
+        let campaign = campaign::spawn(support::service_config_for(&campaign::SPEC, &amqp).await)
+            .await
+            .expect("campaign");
+        let webhook = webhook::spawn(support::service_config_for(&webhook::SPEC, &amqp).await)
+            .await
+            .expect("webhook");
         let analytics =
-            cdp_analytics::spawn(support::service_config_for(&cdp_analytics::SPEC, &amqp).await).await.expect("analytics");
+            cdp_analytics::spawn(support::service_config_for(&cdp_analytics::SPEC, &amqp).await)
+                .await
+                .expect("analytics");
         let upstreams = gateway::config::Upstreams {
             ingestion: ingestion.url(),
             segmentation: segmentation.url(),
             campaign: campaign.url(),
             webhook: webhook.url(),
-            cdp_analytics: broken_upstream.map(str::to_owned).unwrap_or_else(|| analytics.url()),
+            cdp_analytics: broken_upstream
+                .map(str::to_owned)
+                .unwrap_or_else(|| analytics.url()),
             timeout_ms: 5_000,
             upload_timeout_ms: 600_000,
             connect_timeout_ms: 500,
         };
         let gateway = gateway::spawn(gateway::config::Config {
-            http: mkt_runtime::HttpConfig { addr: "127.0.0.1:0".into(), workers: Some(1) },
+            http: mkt_runtime::HttpConfig {
+                addr: "127.0.0.1:0".into(),
+                workers: Some(1),
+            },
             auth: support::auth_config(),
             upstreams,
             telemetry: Default::default(),
@@ -127,6 +142,10 @@ impl Stack {
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        (status, headers, response.json().await.unwrap_or(Value::Null))
+        (
+            status,
+            headers,
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 }

@@ -28,7 +28,10 @@ impl IngestionOnly {
         let ingestion = ingestion::spawn(config).await.expect("ingestion");
         let url = ingestion.url();
         let gateway = gateway::spawn(gateway::config::Config {
-            http: mkt_runtime::HttpConfig { addr: "127.0.0.1:0".into(), workers: Some(1) },
+            http: mkt_runtime::HttpConfig {
+                addr: "127.0.0.1:0".into(),
+                workers: Some(1),
+            },
             auth: support::auth_config(),
             upstreams: gateway::config::Upstreams {
                 ingestion: url.clone(),
@@ -44,7 +47,11 @@ impl IngestionOnly {
         })
         .await
         .expect("gateway");
-        Self { gateway, _ingestion: ingestion, ingestion_db }
+        Self {
+            gateway,
+            _ingestion: ingestion,
+            ingestion_db,
+        }
     }
 }
 
@@ -69,8 +76,17 @@ async fn wait_done(gateway: &str, token: &str, id: &str, timeout: Duration) -> V
     let url = format!("{gateway}/api/v2/cdp/imports/{id}");
     let http = reqwest::Client::new();
     support::eventually(timeout, "the import to finish", || async {
-        let job: Value = http.get(&url).bearer_auth(token).send().await.ok()?.json().await.ok()?;
-        (job["data"]["status"] == "completed" || job["data"]["status"] == "failed").then_some(job["data"].clone())
+        let job: Value = http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (job["data"]["status"] == "completed" || job["data"]["status"] == "failed")
+            .then_some(job["data"].clone())
     })
     .await
 }
@@ -101,13 +117,30 @@ async fn an_import_reports_rejected_rows_with_reasons_and_streams_progress() {
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut text = String::new();
     let mut chunks = response.bytes_stream();
-    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), chunks.next()).await.expect("sse in time") {
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), chunks.next())
+        .await
+        .expect("sse in time")
+    {
         text.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
     }
-    let done = text.split("event: done\ndata: ").nth(1).expect("a done event").trim();
+    let done = text
+        .split("event: done\ndata: ")
+        .nth(1)
+        .expect("a done event")
+        .trim();
     let job: Value = serde_json::from_str(done).expect("done payload");
-    assert_eq!((job["status"].as_str(), job["progress"].as_f64()), (Some("completed"), Some(100.0)));
-    assert_eq!((job["succeeded_rows"].as_i64(), job["rejected_rows"].as_i64()), (Some(2), Some(3)), "{job}");
+    assert_eq!(
+        (job["status"].as_str(), job["progress"].as_f64()),
+        (Some("completed"), Some(100.0))
+    );
+    assert_eq!(
+        (
+            job["succeeded_rows"].as_i64(),
+            job["rejected_rows"].as_i64()
+        ),
+        (Some(2), Some(3)),
+        "{job}"
+    );
 
     let report = stack
         .http
@@ -120,10 +153,22 @@ async fn an_import_reports_rejected_rows_with_reasons_and_streams_progress() {
         .await
         .expect("csv");
     let lines: Vec<&str> = report.lines().collect();
-    assert_eq!(lines[0], "row_number,reason,email,name,city,state,zip_code,country,street,consent_email");
-    assert!(lines[1].starts_with("2,email: Invalid email format"), "{report}");
-    assert!(lines[2].starts_with("4,\"expected 8 fields, found 2\""), "{report}");
-    assert!(lines[3].starts_with("5,consent_email: must be true or false"), "{report}");
+    assert_eq!(
+        lines[0],
+        "row_number,reason,email,name,city,state,zip_code,country,street,consent_email"
+    );
+    assert!(
+        lines[1].starts_with("2,email: Invalid email format"),
+        "{report}"
+    );
+    assert!(
+        lines[2].starts_with("4,\"expected 8 fields, found 2\""),
+        "{report}"
+    );
+    assert!(
+        lines[3].starts_with("5,consent_email: must be true or false"),
+        "{report}"
+    );
     let stored = support::scalar_i64(
         &stack.ingestion_db,
         "SELECT count(*) FROM ingestion.customers WHERE email IN ('ann@example.com', 'cy@example.com') AND (name = 'Ann' OR street = E'2 Oak\\nSt')",
@@ -139,41 +184,92 @@ async fn an_import_reports_rejected_rows_with_reasons_and_streams_progress() {
                   o-3,cy@example.com,EUR,shipped,p3,Pan,999,3,2024-03-03T10:00:00Z\n";
     let (status, body) = upload(&stack, &token, "orders", reqwest::Body::from(orders)).await;
     assert_eq!(status, 202, "{body}");
-    let job = wait_done(&stack.gateway.url(), &token, body["data"]["id"].as_str().expect("id"), Duration::from_secs(30)).await;
-    assert_eq!((job["succeeded_rows"].as_i64(), job["rejected_rows"].as_i64()), (Some(3), Some(1)), "{job}");
+    let job = wait_done(
+        &stack.gateway.url(),
+        &token,
+        body["data"]["id"].as_str().expect("id"),
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(
-        support::scalar_i64(&stack.ingestion_db, "SELECT total_amount FROM ingestion.orders WHERE external_id = 'o-1'").await,
+        (
+            job["succeeded_rows"].as_i64(),
+            job["rejected_rows"].as_i64()
+        ),
+        (Some(3), Some(1)),
+        "{job}"
+    );
+    assert_eq!(
+        support::scalar_i64(
+            &stack.ingestion_db,
+            "SELECT total_amount FROM ingestion.orders WHERE external_id = 'o-1'"
+        )
+        .await,
         1500
     );
 
     // A header that would mass-assign, or a wrong type, is refused up front.
-    let (status, body) = upload(&stack, &token, "customers", reqwest::Body::from("email,name,is_admin\n")).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_csv_header")));
-    assert!(body["details"]["header"][0].as_str().is_some_and(|m| m.contains("is_admin")));
+    let (status, body) = upload(
+        &stack,
+        &token,
+        "customers",
+        reqwest::Body::from("email,name,is_admin\n"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_csv_header"))
+    );
+    assert!(
+        body["details"]["header"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("is_admin"))
+    );
     let (status, _) = upload(&stack, &token, "invoices", reqwest::Body::from("a\n")).await;
     assert_eq!(status, 400);
     let other = support::token("globex", &["reader"]);
-    assert_eq!(stack.send(Method::GET, &format!("/api/v2/cdp/imports/{id}"), &other, None, &[]).await.0, 404);
+    assert_eq!(
+        stack
+            .send(
+                Method::GET,
+                &format!("/api/v2/cdp/imports/{id}"),
+                &other,
+                None,
+                &[]
+            )
+            .await
+            .0,
+        404
+    );
 }
 
 /// Resident memory of this process (the services run in it), in KiB.
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 #[actix_web::test]
 async fn a_million_row_import_streams_with_flat_memory() {
-    let rows: u64 = std::env::var("MKT_TEST_IMPORT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let rows: u64 = std::env::var("MKT_TEST_IMPORT_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let stack = IngestionOnly::start().await;
     let token = support::token("acme", &["ingest", "reader"]);
     let before = rss_kib();
 
     // The client streams the file too: nothing here holds it whole.
     let header = futures_util::stream::once(async {
-        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"email,name,city,state,zip_code,country,street\n"))
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+            b"email,name,city,state,zip_code,country,street\n",
+        ))
     });
     let body = futures_util::stream::iter(0..rows.div_ceil(1_000)).map(move |block| {
         let mut chunk = String::with_capacity(100_000);
@@ -193,17 +289,38 @@ async fn a_million_row_import_streams_with_flat_memory() {
         })
     };
     let gateway = stack.gateway.url();
-    let (status, body) = upload_to(&gateway, &token, "customers", reqwest::Body::wrap_stream(header.chain(body))).await;
+    let (status, body) = upload_to(
+        &gateway,
+        &token,
+        "customers",
+        reqwest::Body::wrap_stream(header.chain(body)),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["data"]["total_rows"].as_u64(), Some(rows));
-    let job = wait_done(&gateway, &token, body["data"]["id"].as_str().expect("id"), Duration::from_secs(1_200)).await;
+    let job = wait_done(
+        &gateway,
+        &token,
+        body["data"]["id"].as_str().expect("id"),
+        Duration::from_secs(1_200),
+    )
+    .await;
     assert_eq!(job["succeeded_rows"].as_u64(), Some(rows), "{job}");
     sampler.abort();
-    let peak = peak.load(std::sync::atomic::Ordering::Relaxed).max(rss_kib());
-    let stored = support::scalar_i64(&stack.ingestion_db, "SELECT count(*) FROM ingestion.customers").await;
+    let peak = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .max(rss_kib());
+    let stored = support::scalar_i64(
+        &stack.ingestion_db,
+        "SELECT count(*) FROM ingestion.customers",
+    )
+    .await;
     assert_eq!(stored as u64, rows);
     // The file is ~100 bytes a row (~100 MiB for a million); holding it would add far
     // more than this.
     let grown_mib = peak.saturating_sub(before) / 1024;
-    assert!(grown_mib < 96, "memory grew by {grown_mib} MiB for {rows} rows");
+    assert!(
+        grown_mib < 96,
+        "memory grew by {grown_mib} MiB for {rows} rows"
+    );
 }

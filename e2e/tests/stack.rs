@@ -23,7 +23,13 @@ async fn customer_flows_from_gateway_to_postgres_and_the_segmentation_read_model
     let stack = Stack::start().await;
     let token = support::token("acme", &["ingest", "reader"]);
 
-    let (status, created) = stack.post("/api/v2/cdp/customers", Some(&token), &seed_customer("John.Doe@Example.com")).await;
+    let (status, created) = stack
+        .post(
+            "/api/v2/cdp/customers",
+            Some(&token),
+            &seed_customer("John.Doe@Example.com"),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["success"], true);
     assert_eq!(created["message"], "User data ingested successfully.");
@@ -32,7 +38,9 @@ async fn customer_flows_from_gateway_to_postgres_and_the_segmentation_read_model
     assert_eq!(created["data"]["address"]["zipCode"], "90210");
     assert_eq!(created["data"]["address"]["userId"], id.as_str());
 
-    let (status, read) = stack.get(&format!("/api/v2/cdp/customers/{id}"), Some(&token)).await;
+    let (status, read) = stack
+        .get(&format!("/api/v2/cdp/customers/{id}"), Some(&token))
+        .await;
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["data"]["name"], "John Doe");
     assert_eq!(read["data"]["phone"], "123-456-7890");
@@ -49,33 +57,52 @@ async fn customer_flows_from_gateway_to_postgres_and_the_segmentation_read_model
     let projected = format!(
         "SELECT count(*) FROM segmentation.customer_profiles WHERE tenant_id = 'acme' AND customer_id = '{id}' AND city = 'Anytown' AND version = 1"
     );
-    support::eventually(Duration::from_secs(10), "the customer in the segmentation read model", || async {
-        (support::scalar_i64(&stack.segmentation_db, &projected).await == 1).then_some(())
-    })
+    support::eventually(
+        Duration::from_secs(10),
+        "the customer in the segmentation read model",
+        || async {
+            (support::scalar_i64(&stack.segmentation_db, &projected).await == 1).then_some(())
+        },
+    )
     .await;
 
     // Same email again: an update (200), same id, and the projection follows.
     let mut changed = seed_customer("john.doe@example.com");
     changed["address"]["city"] = json!("Springfield");
-    let (status, updated) = stack.post("/api/v2/cdp/customers", Some(&token), &changed).await;
+    let (status, updated) = stack
+        .post("/api/v2/cdp/customers", Some(&token), &changed)
+        .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["data"]["id"], id.as_str());
     let projected = format!(
         "SELECT count(*) FROM segmentation.customer_profiles WHERE customer_id = '{id}' AND city = 'Springfield' AND version = 2"
     );
-    support::eventually(Duration::from_secs(10), "the update in the read model", || async {
-        (support::scalar_i64(&stack.segmentation_db, &projected).await == 1).then_some(())
-    })
+    support::eventually(
+        Duration::from_secs(10),
+        "the update in the read model",
+        || async {
+            (support::scalar_i64(&stack.segmentation_db, &projected).await == 1).then_some(())
+        },
+    )
     .await;
-    let outbox_pending =
-        support::scalar_i64(&stack.ingestion_db, "SELECT count(*) FROM ingestion.outbox_messages WHERE published_at IS NULL").await;
+    let outbox_pending = support::scalar_i64(
+        &stack.ingestion_db,
+        "SELECT count(*) FROM ingestion.outbox_messages WHERE published_at IS NULL",
+    )
+    .await;
     assert_eq!(outbox_pending, 0);
-    let inbox = support::scalar_i64(&stack.segmentation_db, "SELECT count(*) FROM segmentation.inbox_messages").await;
+    let inbox = support::scalar_i64(
+        &stack.segmentation_db,
+        "SELECT count(*) FROM segmentation.inbox_messages",
+    )
+    .await;
     assert_eq!(inbox, 2, "one inbox row per consumed event");
 
     // Another tenant cannot see it.
     let other = support::token("globex", &["reader"]);
-    let (status, body) = stack.get(&format!("/api/v2/cdp/customers/{id}"), Some(&other)).await;
+    let (status, body) = stack
+        .get(&format!("/api/v2/cdp/customers/{id}"), Some(&other))
+        .await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["code"], "customer_not_found");
 }
@@ -96,10 +123,17 @@ async fn missing_tampered_expired_and_wrong_audience_tokens_are_401_and_roles_ar
     let good = support::token("acme", &["ingest"]);
     let mut tampered = good.clone();
     let signature_start = tampered.rfind('.').expect("jws") + 1;
-    let flipped = if &tampered[signature_start..signature_start + 1] == "A" { "B" } else { "A" };
+    let flipped = if &tampered[signature_start..signature_start + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
     tampered.replace_range(signature_start..signature_start + 1, flipped);
     let (status, envelope) = stack.post(path, Some(&tampered), &body).await;
-    assert_eq!((status, envelope["code"].as_str()), (401, Some("invalid_token")));
+    assert_eq!(
+        (status, envelope["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
 
     let expired = support::signer().sign("acme", &["ingest"], -3600);
     assert_eq!(stack.post(path, Some(&expired), &body).await.0, 401);
@@ -119,12 +153,25 @@ async fn missing_tampered_expired_and_wrong_audience_tokens_are_401_and_roles_ar
     // A reader may not write.
     let reader = support::token("acme", &["reader"]);
     let (status, envelope) = stack.post(path, Some(&reader), &body).await;
-    assert_eq!((status, envelope["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!(
+        (status, envelope["code"].as_str()),
+        (403, Some("forbidden"))
+    );
 
     // Services verify tokens themselves: calling ingestion directly without one fails too.
-    let direct = stack.http.post(format!("{}{path}", stack.ingestion.url())).json(&body).send().await.expect("direct");
+    let direct = stack
+        .http
+        .post(format!("{}{path}", stack.ingestion.url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("direct");
     assert_eq!(direct.status().as_u16(), 401);
-    let stored = support::scalar_i64(&stack.ingestion_db, "SELECT count(*) FROM ingestion.customers").await;
+    let stored = support::scalar_i64(
+        &stack.ingestion_db,
+        "SELECT count(*) FROM ingestion.customers",
+    )
+    .await;
     assert_eq!(stored, 0, "no rejected request wrote anything");
 }
 
@@ -134,16 +181,31 @@ async fn bad_input_gets_a_4xx_envelope_with_field_details() {
     let token = support::token("acme", &["ingest"]);
     let path = "/api/v2/cdp/customers";
 
-    let (status, envelope) =
-        stack.post(path, Some(&token), &json!({"name": "X", "email": "nope", "address": {"street": "s"}})).await;
+    let (status, envelope) = stack
+        .post(
+            path,
+            Some(&token),
+            &json!({"name": "X", "email": "nope", "address": {"street": "s"}}),
+        )
+        .await;
     assert_eq!(status, 400, "{envelope}");
     assert_eq!(envelope["error"], "Invalid user data provided.");
     assert_eq!(envelope["code"], "validation_failed");
     assert_eq!(envelope["details"]["email"][0], "Invalid email format");
     assert_eq!(envelope["details"]["address.city"][0], "is required");
 
-    let (status, envelope) = stack.post(path, Some(&token), &json!({"email": "a@b.co", "name": "A", "tenant_id": "evil"})).await;
-    assert_eq!((status, envelope["code"].as_str()), (400, Some("invalid_json")), "unknown fields are refused");
+    let (status, envelope) = stack
+        .post(
+            path,
+            Some(&token),
+            &json!({"email": "a@b.co", "name": "A", "tenant_id": "evil"}),
+        )
+        .await;
+    assert_eq!(
+        (status, envelope["code"].as_str()),
+        (400, Some("invalid_json")),
+        "unknown fields are refused"
+    );
 
     let response = stack
         .http
@@ -158,11 +220,19 @@ async fn bad_input_gets_a_4xx_envelope_with_field_details() {
     let envelope: Value = response.json().await.expect("envelope");
     assert_eq!(envelope["code"], "invalid_json");
 
-    let (status, envelope) = stack.get("/api/v2/cdp/orders/not-a-uuid", Some(&token)).await;
-    assert_eq!((status, envelope["code"].as_str()), (400, Some("invalid_path")));
+    let (status, envelope) = stack
+        .get("/api/v2/cdp/orders/not-a-uuid", Some(&token))
+        .await;
+    assert_eq!(
+        (status, envelope["code"].as_str()),
+        (400, Some("invalid_path"))
+    );
 
     // A body over the 8 MiB JSON limit is refused, not buffered.
-    let huge = format!("{{\"name\": \"{}\", \"email\": \"a@b.co\"}}", "x".repeat(9 * 1024 * 1024));
+    let huge = format!(
+        "{{\"name\": \"{}\", \"email\": \"a@b.co\"}}",
+        "x".repeat(9 * 1024 * 1024)
+    );
     let response = stack
         .http
         .post(stack.url(path))
@@ -177,20 +247,40 @@ async fn bad_input_gets_a_4xx_envelope_with_field_details() {
     assert_eq!(envelope["code"], "payload_too_large");
 
     let (status, envelope) = stack.get("/api/v2/cdp/nowhere", Some(&token)).await;
-    assert_eq!((status, envelope["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, envelope["code"].as_str()),
+        (404, Some("not_found"))
+    );
 }
 
 #[actix_web::test]
 async fn request_ids_readiness_and_the_merged_openapi_document() {
     let stack = Stack::start().await;
-    let response = stack.http.get(stack.url("/readyz")).header("x-request-id", "req-123").send().await.expect("readyz");
+    let response = stack
+        .http
+        .get(stack.url("/readyz"))
+        .header("x-request-id", "req-123")
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.headers()["x-request-id"], "req-123");
     let ready: Value = response.json().await.expect("json");
     assert_eq!(ready["checks"]["segmentation"], "ok");
 
-    let service_ready: Value = stack.http.get(format!("{}/readyz", stack.segmentation.url())).send().await.expect("readyz").json().await.expect("json");
-    assert_eq!(service_ready["checks"], json!({"database": "ok", "broker": "ok"}));
+    let service_ready: Value = stack
+        .http
+        .get(format!("{}/readyz", stack.segmentation.url()))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        service_ready["checks"],
+        json!({"database": "ok", "broker": "ok"})
+    );
 
     let token = support::token("acme", &["ingest"]);
     let response = stack
@@ -201,14 +291,35 @@ async fn request_ids_readiness_and_the_merged_openapi_document() {
         .send()
         .await
         .expect("post");
-    assert!(response.headers().get("x-request-id").is_some_and(|v| !v.is_empty()));
+    assert!(
+        response
+            .headers()
+            .get("x-request-id")
+            .is_some_and(|v| !v.is_empty())
+    );
 
-    let doc: Value = stack.http.get(stack.url("/openapi.json")).send().await.expect("openapi").json().await.expect("json");
-    assert!(doc["paths"]["/api/v2/cdp/customers"]["post"].is_object(), "{doc}");
+    let doc: Value = stack
+        .http
+        .get(stack.url("/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        doc["paths"]["/api/v2/cdp/customers"]["post"].is_object(),
+        "{doc}"
+    );
     assert!(doc["paths"]["/api/v2/cdp/customers/{id}"]["get"].is_object());
     assert!(doc["components"]["schemas"]["CustomerInput"].is_object());
     assert_eq!(doc["x-unavailable"], json!([]));
-    let docs = stack.http.get(stack.url("/docs")).send().await.expect("docs");
+    let docs = stack
+        .http
+        .get(stack.url("/docs"))
+        .send()
+        .await
+        .expect("docs");
     assert!(docs.text().await.expect("html").contains("/openapi.json"));
 }
 

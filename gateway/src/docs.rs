@@ -17,7 +17,16 @@ pub async fn openapi(proxy: web::Data<Proxy>) -> HttpResponse {
         let client = proxy.client.clone();
         let url = format!("{}/openapi.json", base.trim_end_matches('/'));
         async move {
-            let doc = async { client.get(&url).send().await?.error_for_status()?.json::<Value>().await }.await;
+            let doc = async {
+                client
+                    .get(&url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json::<Value>()
+                    .await
+            }
+            .await;
             (name, doc)
         }
     });
@@ -27,7 +36,10 @@ pub async fn openapi(proxy: web::Data<Proxy>) -> HttpResponse {
                 if let Some(p) = doc.get("paths").and_then(Value::as_object) {
                     paths.extend(p.clone());
                 }
-                if let Some(s) = doc.pointer("/components/schemas").and_then(Value::as_object) {
+                if let Some(s) = doc
+                    .pointer("/components/schemas")
+                    .and_then(Value::as_object)
+                {
                     schemas.extend(s.clone());
                 }
                 tags.push(json!({"name": name, "description": doc.pointer("/info/description").cloned().unwrap_or(Value::Null)}));

@@ -35,7 +35,11 @@ impl ResponseError for GatewayError {
     fn error_response(&self) -> HttpResponse {
         match self {
             GatewayError::Auth(e) => e.error_response(),
-            GatewayError::NoRoute => render(ErrorInfo::new(StatusCode::NOT_FOUND, "not_found", "No such route")),
+            GatewayError::NoRoute => render(ErrorInfo::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "No such route",
+            )),
             GatewayError::Unavailable(service, cause) => {
                 tracing::warn!(service, %cause, "upstream unavailable");
                 render(ErrorInfo::new(

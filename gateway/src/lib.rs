@@ -59,10 +59,17 @@ pub async fn spawn(config: config::Config) -> anyhow::Result<Running> {
         server = server.workers(workers);
     }
     let server = server.bind(&config.http.addr)?;
-    let addr = *server.addrs().first().ok_or_else(|| anyhow::anyhow!("no listen address"))?;
+    let addr = *server
+        .addrs()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no listen address"))?;
     let server = server.run();
     let handle = server.handle();
     let task = tokio::spawn(server);
     tracing::info!(%addr, "gateway listening");
-    Ok(Running { addr, server: handle, task })
+    Ok(Running {
+        addr,
+        server: handle,
+        task,
+    })
 }

@@ -49,7 +49,12 @@ impl Proxy {
             .build()?;
         let timeout = Duration::from_millis(upstreams.timeout_ms);
         let upload_timeout = Duration::from_millis(upstreams.upload_timeout_ms);
-        Ok(Self { client, upstreams, timeout, upload_timeout })
+        Ok(Self {
+            client,
+            upstreams,
+            timeout,
+            upload_timeout,
+        })
     }
 
     fn base(&self, service: Service) -> (&'static str, &str) {
@@ -66,7 +71,10 @@ impl Proxy {
 fn copy_headers(from: &ActixHeaders) -> reqwest::header::HeaderMap {
     let mut out = reqwest::header::HeaderMap::new();
     for (name, value) in from {
-        if HOP_BY_HOP.contains(&name.as_str()) || name.as_str() == "traceparent" || name.as_str() == "tracestate" {
+        if HOP_BY_HOP.contains(&name.as_str())
+            || name.as_str() == "traceparent"
+            || name.as_str() == "tracestate"
+        {
             continue;
         }
         if let (Ok(name), Ok(value)) = (
@@ -104,9 +112,10 @@ pub async fn forward(
         headers.insert(mkt_telemetry::REQUEST_ID_HEADER, value);
     }
     for (key, value) in mkt_telemetry::current_context_headers() {
-        if let (Ok(name), Ok(value)) =
-            (reqwest::header::HeaderName::from_bytes(key.as_bytes()), reqwest::header::HeaderValue::from_str(&value))
-        {
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(key.as_bytes()),
+            reqwest::header::HeaderValue::from_str(&value),
+        ) {
             headers.insert(name, value);
         }
     }
@@ -124,7 +133,12 @@ pub async fn forward(
     }));
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|e| GatewayError::Unavailable(name, e.to_string()))?;
-    let send = proxy.client.request(method, &url).headers(headers).body(body).send();
+    let send = proxy
+        .client
+        .request(method, &url)
+        .headers(headers)
+        .body(body)
+        .send();
     let pump = async move {
         let mut payload = payload;
         while let Some(chunk) = payload.next().await {
@@ -135,7 +149,11 @@ pub async fn forward(
             }
         }
     };
-    let deadline = if rule.long { proxy.upload_timeout } else { proxy.timeout };
+    let deadline = if rule.long {
+        proxy.upload_timeout
+    } else {
+        proxy.timeout
+    };
     let (response, ()) = futures_util::join!(tokio::time::timeout(deadline, send), pump);
     let response = match response {
         Err(_) => return Err(GatewayError::Timeout(name)),
@@ -155,6 +173,8 @@ pub async fn forward(
             builder.append_header((name, value.as_bytes()));
         }
     }
-    let stream = response.bytes_stream().map(|chunk| chunk.map_err(|e| actix_web::error::ErrorBadGateway(e.to_string())));
+    let stream = response
+        .bytes_stream()
+        .map(|chunk| chunk.map_err(|e| actix_web::error::ErrorBadGateway(e.to_string())));
     Ok(builder.streaming(stream))
 }

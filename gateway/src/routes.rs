@@ -40,22 +40,118 @@ const MARKETERS: &[Role] = &[Role::Marketer];
 /// The table.
 pub const RULES: &[Rule] = &[
     // Customer 360 lives in analytics, although it sits under /customers.
-    Rule { pattern: &["api", "v2", "cdp", "customers", "*", "profile"], service: Service::CdpAnalytics, read: READERS, write: &[], long: false },
-    Rule { pattern: &["api", "v2", "cdp", "customers", "*", "timeline"], service: Service::CdpAnalytics, read: READERS, write: &[], long: false },
-    Rule { pattern: &["api", "v2", "cdp", "customers"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest], long: false },
-    Rule { pattern: &["api", "v2", "cdp", "orders"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest], long: false },
-    Rule { pattern: &["api", "v2", "cdp", "events"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest], long: false },
-    Rule { pattern: &["api", "v2", "cdp", "imports"], service: Service::Ingestion, read: READERS, write: &[Role::Ingest], long: true },
-    Rule { pattern: &["api", "v2", "cdp", "segments"], service: Service::Segmentation, read: READERS, write: MARKETERS, long: false },
-    Rule { pattern: &["api", "v2", "cdp", "process"], service: Service::CdpAnalytics, read: READERS, write: &[Role::Analyst], long: false },
-    Rule { pattern: &["api", "v2", "cdp", "analytics"], service: Service::CdpAnalytics, read: READERS, write: &[Role::Analyst], long: false },
-    Rule { pattern: &["api", "v2", "cdp", "tenant-integrations"], service: Service::CdpAnalytics, read: READERS, write: &[], long: false },
-    Rule { pattern: &["api", "v1", "marketing", "segments"], service: Service::Segmentation, read: READERS, write: MARKETERS, long: false },
-    Rule { pattern: &["api", "v1", "marketing", "campaigns"], service: Service::Campaign, read: READERS, write: MARKETERS, long: false },
-    Rule { pattern: &["api", "v1", "marketing", "cart-campaigns"], service: Service::Campaign, read: READERS, write: MARKETERS, long: false },
-    Rule { pattern: &["api", "v1", "marketing", "promos"], service: Service::Campaign, read: READERS, write: MARKETERS, long: false },
-    Rule { pattern: &["api", "v1", "marketing", "funnels"], service: Service::Campaign, read: READERS, write: MARKETERS, long: false },
-    Rule { pattern: &["api", "v1", "marketing", "webhooks"], service: Service::Webhook, read: READERS, write: MARKETERS, long: false },
+    Rule {
+        pattern: &["api", "v2", "cdp", "customers", "*", "profile"],
+        service: Service::CdpAnalytics,
+        read: READERS,
+        write: &[],
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v2", "cdp", "customers", "*", "timeline"],
+        service: Service::CdpAnalytics,
+        read: READERS,
+        write: &[],
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v2", "cdp", "customers"],
+        service: Service::Ingestion,
+        read: READERS,
+        write: &[Role::Ingest],
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v2", "cdp", "orders"],
+        service: Service::Ingestion,
+        read: READERS,
+        write: &[Role::Ingest],
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v2", "cdp", "events"],
+        service: Service::Ingestion,
+        read: READERS,
+        write: &[Role::Ingest],
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v2", "cdp", "imports"],
+        service: Service::Ingestion,
+        read: READERS,
+        write: &[Role::Ingest],
+        long: true,
+    },
+    Rule {
+        pattern: &["api", "v2", "cdp", "segments"],
+        service: Service::Segmentation,
+        read: READERS,
+        write: MARKETERS,
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v2", "cdp", "process"],
+        service: Service::CdpAnalytics,
+        read: READERS,
+        write: &[Role::Analyst],
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v2", "cdp", "analytics"],
+        service: Service::CdpAnalytics,
+        read: READERS,
+        write: &[Role::Analyst],
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v2", "cdp", "tenant-integrations"],
+        service: Service::CdpAnalytics,
+        read: READERS,
+        write: &[],
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v1", "marketing", "segments"],
+        service: Service::Segmentation,
+        read: READERS,
+        write: MARKETERS,
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v1", "marketing", "campaigns"],
+        service: Service::Campaign,
+        read: READERS,
+        write: MARKETERS,
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v1", "marketing", "cart-campaigns"],
+        service: Service::Campaign,
+        read: READERS,
+        write: MARKETERS,
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v1", "marketing", "promos"],
+        service: Service::Campaign,
+        read: READERS,
+        write: MARKETERS,
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v1", "marketing", "funnels"],
+        service: Service::Campaign,
+        read: READERS,
+        write: MARKETERS,
+        long: false,
+    },
+    Rule {
+        pattern: &["api", "v1", "marketing", "webhooks"],
+        service: Service::Webhook,
+        read: READERS,
+        write: MARKETERS,
+        long: false,
+    },
 ];
 
 /// The rule for `path`, if any service owns it.
@@ -63,14 +159,22 @@ pub fn resolve(path: &str) -> Option<&'static Rule> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     RULES.iter().find(|rule| {
         segments.len() >= rule.pattern.len()
-            && rule.pattern.iter().zip(&segments).all(|(want, got)| *want == "*" || want == got)
+            && rule
+                .pattern
+                .iter()
+                .zip(&segments)
+                .all(|(want, got)| *want == "*" || want == got)
     })
 }
 
 impl Rule {
     /// Roles that may call this rule with `method`.
     pub fn allowed(&self, method: &Method) -> &'static [Role] {
-        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) { self.read } else { self.write }
+        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            self.read
+        } else {
+            self.write
+        }
     }
 }
 
@@ -80,10 +184,22 @@ mod tests {
 
     #[test]
     fn specific_rules_win_and_unknown_paths_have_no_owner() {
-        assert_eq!(resolve("/api/v2/cdp/customers/abc/profile").map(|r| r.service), Some(Service::CdpAnalytics));
-        assert_eq!(resolve("/api/v2/cdp/customers/abc").map(|r| r.service), Some(Service::Ingestion));
-        assert_eq!(resolve("/api/v2/cdp/customers").map(|r| r.service), Some(Service::Ingestion));
-        assert_eq!(resolve("/api/v1/marketing/segments/preview").map(|r| r.service), Some(Service::Segmentation));
+        assert_eq!(
+            resolve("/api/v2/cdp/customers/abc/profile").map(|r| r.service),
+            Some(Service::CdpAnalytics)
+        );
+        assert_eq!(
+            resolve("/api/v2/cdp/customers/abc").map(|r| r.service),
+            Some(Service::Ingestion)
+        );
+        assert_eq!(
+            resolve("/api/v2/cdp/customers").map(|r| r.service),
+            Some(Service::Ingestion)
+        );
+        assert_eq!(
+            resolve("/api/v1/marketing/segments/preview").map(|r| r.service),
+            Some(Service::Segmentation)
+        );
         assert!(resolve("/api/v2/cdp/customersx").is_none());
         assert!(resolve("/etc/passwd").is_none());
     }

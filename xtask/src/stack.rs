@@ -258,11 +258,15 @@ fn run_stack(root: &Path, bins: &Path, dev: &Path, stop: &StopFlag) -> Result<Ex
 /// dev-only default passwords), so the dev stack cannot drift from it. Idempotent.
 fn provision(pg: &PostgresServer) -> Result<()> {
     const INIT_SQL: &str = include_str!("../../deploy/postgres/init.sql");
-    pg.psql("postgres", INIT_SQL).context("provisioning with deploy/postgres/init.sql")?;
+    pg.psql("postgres", INIT_SQL)
+        .context("provisioning with deploy/postgres/init.sql")?;
     // Dev-only hardening on top: service roles have no business in the maintenance
     // databases (a managed production cluster decides this itself).
-    pg.psql("postgres", "REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;")
-        .context("revoking CONNECT on maintenance databases")?;
+    pg.psql(
+        "postgres",
+        "REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;",
+    )
+    .context("revoking CONNECT on maintenance databases")?;
     Ok(())
 }
 

@@ -31,15 +31,25 @@ impl JwksCache {
     pub fn new(url: String) -> Self {
         Self {
             url,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default(),
-            state: Mutex::new(State { keys: HashMap::new(), fetched_at: None }),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            state: Mutex::new(State {
+                keys: HashMap::new(),
+                fetched_at: None,
+            }),
         }
     }
 
     /// The key for `kid`, which must be published for `alg`.
     pub async fn key(&self, kid: &str, alg: Algorithm) -> Result<DecodingKey, AuthError> {
         let mut state = self.state.lock().await;
-        if !state.keys.contains_key(kid) && state.fetched_at.is_none_or(|at| at.elapsed() >= MIN_REFRESH) {
+        if !state.keys.contains_key(kid)
+            && state
+                .fetched_at
+                .is_none_or(|at| at.elapsed() >= MIN_REFRESH)
+        {
             let set: JwkSet = self
                 .http
                 .get(&self.url)
@@ -67,7 +77,9 @@ impl JwksCache {
         }
         match state.keys.get(kid) {
             Some((key_alg, key)) if *key_alg == alg => Ok(key.clone()),
-            Some(_) => Err(AuthError::Invalid("algorithm does not match the key".into())),
+            Some(_) => Err(AuthError::Invalid(
+                "algorithm does not match the key".into(),
+            )),
             None => Err(AuthError::Invalid("unknown key id".into())),
         }
     }

@@ -92,7 +92,9 @@ impl Principal {
         if self.roles.allows_any(allowed) {
             Ok(())
         } else {
-            Err(AuthError::Forbidden { needed: allowed.to_vec() })
+            Err(AuthError::Forbidden {
+                needed: allowed.to_vec(),
+            })
         }
     }
 }
@@ -175,7 +177,9 @@ impl Verifier {
     pub fn new(config: &AuthConfig) -> Result<Self, AuthError> {
         let keys = match (&config.jwks_url, &config.hs256_secret) {
             (Some(url), _) => Keys::Jwks(JwksCache::new(url.clone())),
-            (None, Some(secret)) => Keys::Hs256(DecodingKey::from_secret(secret.expose_secret().as_bytes())),
+            (None, Some(secret)) => {
+                Keys::Hs256(DecodingKey::from_secret(secret.expose_secret().as_bytes()))
+            }
             (None, None) => {
                 return Err(AuthError::KeysUnavailable(
                     "set MKT_AUTH__HS256_SECRET or MKT_AUTH__JWKS_URL".into(),
@@ -201,7 +205,8 @@ impl Verifier {
 
     /// Verifies a compact JWS and returns the caller.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let data = match self.keys.as_ref() {
             Keys::Hs256(key) => {
                 if header.alg != Algorithm::HS256 {
@@ -213,15 +218,23 @@ impl Verifier {
                 if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
                     return Err(AuthError::Invalid("algorithm not accepted".into()));
                 }
-                let kid = header.kid.as_deref().ok_or_else(|| AuthError::Invalid("token has no kid".into()))?;
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| AuthError::Invalid("token has no kid".into()))?;
                 let key = cache.key(kid, header.alg).await?;
                 jsonwebtoken::decode::<Claims>(token, &key, &self.validation(header.alg))
             }
         }
         .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let claims = data.claims;
-        let tenant = TenantId::parse(&claims.tenant_id).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        Ok(Principal { tenant, subject: claims.sub, roles: RoleSet::from_names(&claims.roles) })
+        let tenant =
+            TenantId::parse(&claims.tenant_id).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        Ok(Principal {
+            tenant,
+            subject: claims.sub,
+            roles: RoleSet::from_names(&claims.roles),
+        })
     }
 
     /// Verifies the `Authorization: Bearer` header of a request.
@@ -233,7 +246,11 @@ impl Verifier {
 
 /// Extracts the token from `Authorization: Bearer <token>`.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
@@ -264,7 +281,11 @@ pub struct DevTokenSigner {
 impl DevTokenSigner {
     /// A signer for the given secret, issuer and audience.
     pub fn new(secret: &str, issuer: &str, audience: &str) -> Self {
-        Self { key: EncodingKey::from_secret(secret.as_bytes()), issuer: issuer.into(), audience: audience.into() }
+        Self {
+            key: EncodingKey::from_secret(secret.as_bytes()),
+            issuer: issuer.into(),
+            audience: audience.into(),
+        }
     }
 
     /// Signs a token for `tenant` with `roles`, valid for `ttl_secs` (negative: expired).
@@ -314,14 +335,32 @@ mod tests {
         assert!(principal.require_any(&[Role::Reader]).is_ok());
         assert!(principal.require_any(&[Role::Ingest]).is_err());
 
-        assert!(matches!(verifier.verify(&signer.sign("demo", &[], -120)).await, Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            verifier.verify(&signer.sign("demo", &[], -120)).await,
+            Err(AuthError::Invalid(_))
+        ));
         let wrong_aud = DevTokenSigner::new("s3cret-s3cret-s3cret-s3cret-s3cret", "iss", "other");
-        assert!(verifier.verify(&wrong_aud.sign("demo", &[], 60)).await.is_err());
+        assert!(
+            verifier
+                .verify(&wrong_aud.sign("demo", &[], 60))
+                .await
+                .is_err()
+        );
         let wrong_key = DevTokenSigner::new("another-secret-another-secret-xx", "iss", "aud");
-        assert!(verifier.verify(&wrong_key.sign("demo", &[], 60)).await.is_err());
+        assert!(
+            verifier
+                .verify(&wrong_key.sign("demo", &[], 60))
+                .await
+                .is_err()
+        );
         let mut tampered = good.clone();
         tampered.insert(tampered.len() - 3, 'x');
         assert!(verifier.verify(&tampered).await.is_err());
-        assert!(verifier.verify(&signer.sign("bad tenant!", &[], 60)).await.is_err());
+        assert!(
+            verifier
+                .verify(&signer.sign("bad tenant!", &[], 60))
+                .await
+                .is_err()
+        );
     }
 }

@@ -18,7 +18,13 @@ pub enum Role {
 
 impl Role {
     /// Every role, in a stable order.
-    pub const ALL: [Role; 5] = [Role::Admin, Role::Ingest, Role::Reader, Role::Marketer, Role::Analyst];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Ingest,
+        Role::Reader,
+        Role::Marketer,
+        Role::Analyst,
+    ];
 
     /// The claim value.
     pub fn as_str(self) -> &'static str {
@@ -44,14 +50,19 @@ pub struct RoleSet(Vec<Role>);
 impl RoleSet {
     /// Keeps the known role names, ignoring the rest.
     pub fn from_names<S: AsRef<str>>(names: &[S]) -> Self {
-        let mut roles: Vec<Role> = names.iter().filter_map(|n| Role::parse(n.as_ref())).collect();
+        let mut roles: Vec<Role> = names
+            .iter()
+            .filter_map(|n| Role::parse(n.as_ref()))
+            .collect();
         roles.dedup();
         Self(roles)
     }
 
     /// True when the set holds `Admin` or any of `allowed`.
     pub fn allows_any(&self, allowed: &[Role]) -> bool {
-        self.0.iter().any(|r| *r == Role::Admin || allowed.contains(r))
+        self.0
+            .iter()
+            .any(|r| *r == Role::Admin || allowed.contains(r))
     }
 
     /// The roles held.

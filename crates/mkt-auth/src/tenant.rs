@@ -15,8 +15,14 @@ impl TenantId {
     /// Validates and wraps a tenant id.
     pub fn parse(raw: &str) -> Result<Self, InvalidTenantId> {
         let valid = (1..=64).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if valid { Ok(Self(raw.to_owned())) } else { Err(InvalidTenantId) }
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidTenantId)
+        }
     }
 
     /// The id as stored in every `tenant_id` column.

@@ -67,8 +67,14 @@ impl From<prost::DecodeError> for HandlerError {
 
 /// A handler: applies one message's effects on `conn`, which is inside the transaction
 /// that also records the message in the inbox.
-pub type Handler =
-    Arc<dyn for<'c> Fn(&'c mut AsyncPgConnection, &'c Incoming) -> BoxFuture<'c, Result<(), HandlerError>> + Send + Sync>;
+pub type Handler = Arc<
+    dyn for<'c> Fn(
+            &'c mut AsyncPgConnection,
+            &'c Incoming,
+        ) -> BoxFuture<'c, Result<(), HandlerError>>
+        + Send
+        + Sync,
+>;
 
 /// One queue this service consumes.
 #[derive(Clone)]
@@ -114,14 +120,25 @@ pub async fn run(pool: Pool, config: BusConfig, subscription: Subscription) {
     }
 }
 
-async fn consume(pool: &Pool, config: &BusConfig, subscription: &Subscription) -> Result<(), BusError> {
+async fn consume(
+    pool: &Pool,
+    config: &BusConfig,
+    subscription: &Subscription,
+) -> Result<(), BusError> {
     let queue = subscription.queue();
     let connection = crate::connect(config, &queue).await?;
     let channel = connection.create_channel().await?;
     topology::declare_consumer_queue(&channel, config, &queue, &subscription.routing_key).await?;
-    channel.basic_qos(config.prefetch, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
     let mut deliveries = channel
-        .basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     tracing::info!(%queue, "consuming");
     while let Some(delivery) = deliveries.next().await {
@@ -143,7 +160,10 @@ async fn handle_delivery(
         Ok(incoming) => incoming,
         Err(reason) => {
             tracing::error!(%reason, queue = %subscription.queue(), "malformed message; dead-lettering");
-            delivery.acker.reject(BasicRejectOptions { requeue: false }).await?;
+            delivery
+                .acker
+                .reject(BasicRejectOptions { requeue: false })
+                .await?;
             return Ok(Outcome::DeadLettered);
         }
     };
@@ -169,7 +189,10 @@ async fn handle_delivery(
                 }
                 Err(error) => {
                     tracing::error!(%error, attempt, "giving up on message; dead-lettering");
-                    delivery.acker.reject(BasicRejectOptions { requeue: false }).await?;
+                    delivery
+                        .acker
+                        .reject(BasicRejectOptions { requeue: false })
+                        .await?;
                     return Ok(Outcome::DeadLettered);
                 }
             }
@@ -180,8 +203,15 @@ async fn handle_delivery(
 }
 
 /// Inbox check and handler in one transaction.
-pub async fn apply(pool: &Pool, subscription: &Subscription, incoming: &Incoming) -> Result<Outcome, HandlerError> {
-    let mut conn = pool.get().await.map_err(|e| HandlerError::Transient(e.to_string()))?;
+pub async fn apply(
+    pool: &Pool,
+    subscription: &Subscription,
+    incoming: &Incoming,
+) -> Result<Outcome, HandlerError> {
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| HandlerError::Transient(e.to_string()))?;
     let handler = subscription.handler.clone();
     conn.transaction(async |conn| {
         let inserted = diesel::insert_into(inbox_messages::table)
@@ -220,10 +250,17 @@ fn decode(delivery: &Delivery) -> Result<Incoming, String> {
         .headers()
         .as_ref()
         .map(|table| {
-            table.inner().iter().filter_map(|(k, v)| Some((k.as_str().to_owned(), header_string(v)?))).collect()
+            table
+                .inner()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), header_string(v)?)))
+                .collect()
         })
         .unwrap_or_default();
-    let tenant_id = headers.get(TENANT_HEADER).cloned().ok_or("missing tenant header")?;
+    let tenant_id = headers
+        .get(TENANT_HEADER)
+        .cloned()
+        .ok_or("missing tenant header")?;
     let aggregate_id = headers.get(AGGREGATE_HEADER).cloned().unwrap_or_default();
     Ok(Incoming {
         message_id,

@@ -26,7 +26,8 @@ use serde::Deserialize;
 
 /// The bus tables (`outbox_messages`, `inbox_messages`), migrated into every service's
 /// schema before the service's own migrations.
-pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations");
+pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations");
 
 /// Bus settings (`MKT_BUS__*`).
 #[derive(Debug, Clone, Deserialize)]
@@ -115,7 +116,8 @@ pub enum BusError {
 /// Connects to the broker with a connection name that shows up in the management UI.
 pub async fn connect(config: &BusConfig, name: &str) -> Result<lapin::Connection, BusError> {
     use secrecy::ExposeSecret;
-    let properties = lapin::ConnectionProperties::default().with_connection_name(name.to_owned().into());
+    let properties =
+        lapin::ConnectionProperties::default().with_connection_name(name.to_owned().into());
     Ok(lapin::Connection::connect(config.url.expose_secret(), properties).await?)
 }
 

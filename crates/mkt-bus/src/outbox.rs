@@ -55,11 +55,15 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, event: &OutgoingEvent) -> Que
 }
 
 /// Adds several events in one statement (bulk paths: imports, batches), in order.
-pub async fn enqueue_many(conn: &mut AsyncPgConnection, events: &[OutgoingEvent]) -> QueryResult<()> {
+pub async fn enqueue_many(
+    conn: &mut AsyncPgConnection,
+    events: &[OutgoingEvent],
+) -> QueryResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let headers = serde_json::to_value(mkt_telemetry::current_context_headers()).unwrap_or_default();
+    let headers =
+        serde_json::to_value(mkt_telemetry::current_context_headers()).unwrap_or_default();
     let rows: Vec<NewOutboxRow<'_>> = events
         .iter()
         .map(|event| NewOutboxRow {
@@ -73,12 +77,19 @@ pub async fn enqueue_many(conn: &mut AsyncPgConnection, events: &[OutgoingEvent]
         .collect();
     // Postgres allows 65535 bind parameters per statement; six per row.
     for chunk in rows.chunks(10_000) {
-        diesel::insert_into(outbox_messages::table).values(chunk).execute(conn).await?;
+        diesel::insert_into(outbox_messages::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
     }
     Ok(())
 }
 
 /// Number of outbox rows not yet published (for readiness details and tests).
 pub async fn pending_count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-    outbox_messages::table.filter(outbox_messages::published_at.is_null()).count().get_result(conn).await
+    outbox_messages::table
+        .filter(outbox_messages::published_at.is_null())
+        .count()
+        .get_result(conn)
+        .await
 }

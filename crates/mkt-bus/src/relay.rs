@@ -91,7 +91,11 @@ impl Relay {
 
     /// Takes leadership, connects, and publishes until something fails.
     async fn lead(&self) -> Result<(), BusError> {
-        let pooled = self.pool.get().await.map_err(|e| BusError::Pool(e.to_string()))?;
+        let pooled = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| BusError::Pool(e.to_string()))?;
         // Detached: when this relay dies, the connection (and the lock) die with it
         // instead of returning to the pool still holding the lock.
         let mut lock_conn = mkt_db::diesel_async::pooled_connection::deadpool::Object::take(pooled);
@@ -109,7 +113,9 @@ impl Relay {
 
         let connection = crate::connect(&self.config, &self.name).await?;
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         topology::declare_exchanges(&channel, &self.config).await?;
 
         let poll = Duration::from_millis(self.config.poll_interval_ms);
@@ -119,10 +125,19 @@ impl Relay {
         let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
             // Leadership is only as good as the lock's connection.
-            diesel::sql_query("SELECT 1").execute(&mut lock_conn).await?;
-            let mut conn = self.pool.get().await.map_err(|e| BusError::Pool(e.to_string()))?;
-            parked_keys.retain(|_, parked| parked.until > std::time::Instant::now() || parked.keep());
-            let published = self.publish_batch(&mut conn, &channel, &mut parked_keys).await?;
+            diesel::sql_query("SELECT 1")
+                .execute(&mut lock_conn)
+                .await?;
+            let mut conn = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| BusError::Pool(e.to_string()))?;
+            parked_keys
+                .retain(|_, parked| parked.until > std::time::Instant::now() || parked.keep());
+            let published = self
+                .publish_batch(&mut conn, &channel, &mut parked_keys)
+                .await?;
             if last_prune.elapsed() > Duration::from_secs(600) {
                 self.prune(&mut conn).await?;
                 last_prune = std::time::Instant::now();
@@ -146,7 +161,11 @@ impl Relay {
         parked_keys: &mut HashMap<String, ParkedKey>,
     ) -> Result<BatchOutcome, BusError> {
         let now = std::time::Instant::now();
-        let waiting: Vec<String> = parked_keys.iter().filter(|(_, p)| p.until > now).map(|(k, _)| k.clone()).collect();
+        let waiting: Vec<String> = parked_keys
+            .iter()
+            .filter(|(_, p)| p.until > now)
+            .map(|(k, _)| k.clone())
+            .collect();
         // Due rows in commit order, skipping any row queued behind a parked row of the
         // same aggregate and routing key (that row goes first when it is due again).
         // Rows parked by a nack are rare; only then does the query need the (costly)
@@ -200,7 +219,8 @@ impl Relay {
         let mut pending = Vec::with_capacity(rows.len());
         for row in &rows {
             let span = tracing::info_span!("amqp.publish", routing_key = %row.routing_key, message_id = %row.message_id);
-            let stored: HashMap<String, String> = serde_json::from_value(row.headers.clone()).unwrap_or_default();
+            let stored: HashMap<String, String> =
+                serde_json::from_value(row.headers.clone()).unwrap_or_default();
             crate::consumer::set_parent(&span, &stored);
             let confirm = async {
                 let properties = properties_for(row, &mkt_telemetry::current_context_headers());
@@ -208,7 +228,10 @@ impl Relay {
                     .basic_publish(
                         self.config.exchange.as_str().into(),
                         row.routing_key.as_str().into(),
-                        BasicPublishOptions { mandatory: true, ..Default::default() },
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..Default::default()
+                        },
                         &row.payload,
                         properties,
                     )
@@ -231,14 +254,19 @@ impl Relay {
                     let first = !unroutable_keys.contains(&key);
                     if first {
                         unroutable_keys.push(key.clone());
-                        let parked = parked_keys.entry(key).or_insert(ParkedKey { attempts: 0, until: now });
+                        let parked = parked_keys.entry(key).or_insert(ParkedKey {
+                            attempts: 0,
+                            until: now,
+                        });
                         parked.attempts = parked.attempts.saturating_add(1);
-                        parked.until = std::time::Instant::now() + backoff(parked.attempts, 500, 60_000);
+                        parked.until =
+                            std::time::Instant::now() + backoff(parked.attempts, 500, 60_000);
                         // Recorded on the first row only, for operators to see why.
                         diesel::update(outbox_messages::table.find(row.id))
                             .set((
                                 outbox_messages::attempts.eq(outbox_messages::attempts + 1),
-                                outbox_messages::last_error.eq(format!("unroutable: {}", returned.reply_text)),
+                                outbox_messages::last_error
+                                    .eq(format!("unroutable: {}", returned.reply_text)),
                             ))
                             .execute(conn)
                             .await?;
@@ -282,15 +310,20 @@ impl Relay {
                 .set((
                     outbox_messages::attempts.eq(attempts),
                     outbox_messages::last_error.eq(reason),
-                    outbox_messages::next_attempt_at
-                        .eq(chrono::Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or_default()),
+                    outbox_messages::next_attempt_at.eq(chrono::Utc::now()
+                        + chrono::Duration::from_std(retry_in).unwrap_or_default()),
                 ))
                 .execute(conn)
                 .await?;
         }
         if let Some(oldest) = <[PendingRow]>::first(&rows) {
             let lag = chrono::Utc::now() - oldest.created_at;
-            tracing::debug!(published = published.len(), parked = parked.len(), lag_ms = lag.num_milliseconds(), "outbox batch");
+            tracing::debug!(
+                published = published.len(),
+                parked = parked.len(),
+                lag_ms = lag.num_milliseconds(),
+                "outbox batch"
+            );
         }
         if published.is_empty() && !unroutable_keys.is_empty() {
             return Ok(BatchOutcome::More);
@@ -305,10 +338,15 @@ impl Relay {
     }
 
     async fn prune(&self, conn: &mut AsyncPgConnection) -> Result<(), BusError> {
-        let cutoff = chrono::Utc::now() - chrono::Duration::hours(i64::from(self.config.retention_hours));
-        diesel::delete(outbox_messages::table.filter(outbox_messages::published_at.lt(cutoff))).execute(conn).await?;
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::hours(i64::from(self.config.retention_hours));
+        diesel::delete(outbox_messages::table.filter(outbox_messages::published_at.lt(cutoff)))
+            .execute(conn)
+            .await?;
         use crate::outbox::inbox_messages;
-        diesel::delete(inbox_messages::table.filter(inbox_messages::received_at.lt(cutoff))).execute(conn).await?;
+        diesel::delete(inbox_messages::table.filter(inbox_messages::received_at.lt(cutoff)))
+            .execute(conn)
+            .await?;
         Ok(())
     }
 }
@@ -341,10 +379,19 @@ enum BatchOutcome {
 
 fn properties_for(row: &PendingRow, trace: &HashMap<String, String>) -> BasicProperties {
     let mut headers = FieldTable::default();
-    headers.insert(ShortString::from(TENANT_HEADER), AMQPValue::LongString(LongString::from(row.tenant_id.as_str())));
-    headers.insert(ShortString::from(AGGREGATE_HEADER), AMQPValue::LongString(LongString::from(row.aggregate_id.as_str())));
+    headers.insert(
+        ShortString::from(TENANT_HEADER),
+        AMQPValue::LongString(LongString::from(row.tenant_id.as_str())),
+    );
+    headers.insert(
+        ShortString::from(AGGREGATE_HEADER),
+        AMQPValue::LongString(LongString::from(row.aggregate_id.as_str())),
+    );
     for (key, value) in trace {
-        headers.insert(ShortString::from(key.as_str()), AMQPValue::LongString(LongString::from(value.as_str())));
+        headers.insert(
+            ShortString::from(key.as_str()),
+            AMQPValue::LongString(LongString::from(value.as_str())),
+        );
     }
     BasicProperties::default()
         .with_message_id(row.message_id.to_string().into())

@@ -27,4 +27,3 @@ diesel::table! {
         received_at -> Timestamptz,
     }
 }
-

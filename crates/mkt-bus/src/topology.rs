@@ -22,9 +22,17 @@ pub fn dead_letter_queue(queue: &str) -> String {
 
 /// Declares the event exchange and the dead-letter exchange.
 pub async fn declare_exchanges(channel: &Channel, config: &BusConfig) -> Result<(), BusError> {
-    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
     channel
-        .exchange_declare(config.exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+        .exchange_declare(
+            config.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
         .await?;
     channel
         .exchange_declare(
@@ -39,7 +47,10 @@ pub async fn declare_exchanges(channel: &Channel, config: &BusConfig) -> Result<
 
 fn quorum_args() -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert(ShortString::from("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
+    args.insert(
+        ShortString::from("x-queue-type"),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
     args
 }
 
@@ -56,8 +67,13 @@ pub async fn declare_consumer_queue(
 ) -> Result<(), BusError> {
     declare_exchanges(channel, config).await?;
     let dlq = dead_letter_queue(queue);
-    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-    channel.queue_declare(dlq.as_str().into(), durable, quorum_args()).await?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(dlq.as_str().into(), durable, quorum_args())
+        .await?;
     channel
         .queue_bind(
             dlq.as_str().into(),
@@ -69,12 +85,18 @@ pub async fn declare_consumer_queue(
         .await?;
 
     let mut args = quorum_args();
-    args.insert(ShortString::from("x-delivery-limit"), AMQPValue::LongInt(config.delivery_limit as i32));
+    args.insert(
+        ShortString::from("x-delivery-limit"),
+        AMQPValue::LongInt(config.delivery_limit as i32),
+    );
     args.insert(
         ShortString::from("x-dead-letter-exchange"),
         AMQPValue::LongString(LongString::from(config.dead_letter_exchange.as_str())),
     );
-    args.insert(ShortString::from("x-dead-letter-routing-key"), AMQPValue::LongString(LongString::from(queue)));
+    args.insert(
+        ShortString::from("x-dead-letter-routing-key"),
+        AMQPValue::LongString(LongString::from(queue)),
+    );
     channel.queue_declare(queue.into(), durable, args).await?;
     channel
         .queue_bind(

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use lapin::BasicProperties;
 use lapin::options::{BasicGetOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::BasicProperties;
 use mkt_bus::consumer::{HandlerError, Incoming, Subscription};
 use mkt_bus::outbox::{OutgoingEvent, enqueue};
 use mkt_bus::relay::{Relay, RelayWaker};
@@ -23,7 +23,9 @@ const ROUTING_KEY: &str = "thing.happened.v1";
 async fn database() -> (String, Pool) {
     let url = support::empty_database().await;
     let config = DbConfig::new(&url, SCHEMA);
-    mkt_db::run_migrations(&config.url, SCHEMA, Migrations(vec![&mkt_bus::MIGRATIONS])).await.expect("migrate");
+    mkt_db::run_migrations(&config.url, SCHEMA, Migrations(vec![&mkt_bus::MIGRATIONS]))
+        .await
+        .expect("migrate");
     let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
     conn.batch_execute(&format!(
         "CREATE TABLE {SCHEMA}.effects (id BIGSERIAL PRIMARY KEY, aggregate TEXT NOT NULL, seq INT NOT NULL)"
@@ -41,9 +43,14 @@ fn subscription() -> Subscription {
         routing_key: ROUTING_KEY.into(),
         handler: Arc::new(|conn, incoming: &Incoming| {
             Box::pin(async move {
-                let text = String::from_utf8(incoming.payload.clone()).map_err(|e| HandlerError::Permanent(e.to_string()))?;
-                let (aggregate, seq) = text.split_once(':').ok_or_else(|| HandlerError::Permanent(format!("poison: {text}")))?;
-                let seq: i32 = seq.parse().map_err(|_| HandlerError::Permanent(format!("poison: {text}")))?;
+                let text = String::from_utf8(incoming.payload.clone())
+                    .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                let (aggregate, seq) = text
+                    .split_once(':')
+                    .ok_or_else(|| HandlerError::Permanent(format!("poison: {text}")))?;
+                let seq: i32 = seq
+                    .parse()
+                    .map_err(|_| HandlerError::Permanent(format!("poison: {text}")))?;
                 diesel::sql_query("INSERT INTO effects (aggregate, seq) VALUES ($1, $2)")
                     .bind::<diesel::sql_types::Text, _>(aggregate)
                     .bind::<diesel::sql_types::Integer, _>(seq)
@@ -57,8 +64,14 @@ fn subscription() -> Subscription {
 
 fn relay(pool: &Pool, config: &BusConfig, waker: &RelayWaker) -> tokio::task::JoinHandle<()> {
     tokio::spawn(
-        Relay { pool: pool.clone(), config: config.clone(), schema: SCHEMA.into(), name: "test-relay".into(), waker: waker.clone() }
-            .run(),
+        Relay {
+            pool: pool.clone(),
+            config: config.clone(),
+            schema: SCHEMA.into(),
+            name: "test-relay".into(),
+            waker: waker.clone(),
+        }
+        .run(),
     )
 }
 
@@ -70,23 +83,33 @@ async fn produce(pool: &Pool, waker: &RelayWaker, aggregate: &str, seq: i32) {
         aggregate_id: aggregate.into(),
         payload: format!("{aggregate}:{seq}").into_bytes(),
     };
-    conn.transaction(async |conn| enqueue(conn, &event).await.map(|_| ())).await.expect("commit");
+    conn.transaction(async |conn| enqueue(conn, &event).await.map(|_| ()))
+        .await
+        .expect("commit");
     waker.wake();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_committed_event_is_consumed_once_in_order_through_a_relay_crash_and_a_broker_restart() {
-    let broker_dir = std::env::temp_dir().join(format!("mkt-bus-test-{}", uuid::Uuid::new_v4().simple()));
+async fn every_committed_event_is_consumed_once_in_order_through_a_relay_crash_and_a_broker_restart()
+ {
+    let broker_dir =
+        std::env::temp_dir().join(format!("mkt-bus-test-{}", uuid::Uuid::new_v4().simple()));
     let broker_dir_clone = broker_dir.clone();
-    let mut broker = tokio::task::spawn_blocking(move || mkt_devservers::RabbitServer::start(&broker_dir_clone, 0, 0))
-        .await
-        .expect("join")
-        .expect("start rabbitmq");
+    let mut broker = tokio::task::spawn_blocking(move || {
+        mkt_devservers::RabbitServer::start(&broker_dir_clone, 0, 0)
+    })
+    .await
+    .expect("join")
+    .expect("start rabbitmq");
     let mut config = BusConfig::new(broker.amqp_url());
     config.poll_interval_ms = 50;
     let (url, pool) = database().await;
     let waker = RelayWaker::default();
-    let consumer = tokio::spawn(mkt_bus::consumer::run(pool.clone(), config.clone(), subscription()));
+    let consumer = tokio::spawn(mkt_bus::consumer::run(
+        pool.clone(),
+        config.clone(),
+        subscription(),
+    ));
     let mut relay_task = relay(&pool, &config, &waker);
 
     const AGGREGATES: i32 = 10;
@@ -118,17 +141,30 @@ async fn every_committed_event_is_consumed_once_in_order_through_a_relay_crash_a
         }
     }
 
-    support::eventually(Duration::from_secs(90), "every committed event to take effect", || async {
-        (support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await >= i64::from(committed))
+    support::eventually(
+        Duration::from_secs(90),
+        "every committed event to take effect",
+        || async {
+            (support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await
+                >= i64::from(committed))
             .then_some(())
-    })
+        },
+    )
     .await;
     // Let any straggling redelivery land before counting duplicates.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let effects = support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await;
-    let distinct =
-        support::scalar_i64(&url, &format!("SELECT count(DISTINCT (aggregate, seq)) FROM {SCHEMA}.effects")).await;
-    assert_eq!((effects, distinct), (i64::from(committed), i64::from(committed)), "exactly once in effect");
+    let effects =
+        support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await;
+    let distinct = support::scalar_i64(
+        &url,
+        &format!("SELECT count(DISTINCT (aggregate, seq)) FROM {SCHEMA}.effects"),
+    )
+    .await;
+    assert_eq!(
+        (effects, distinct),
+        (i64::from(committed), i64::from(committed)),
+        "exactly once in effect"
+    );
     let out_of_order = support::scalar_i64(
         &url,
         &format!(
@@ -138,8 +174,11 @@ async fn every_committed_event_is_consumed_once_in_order_through_a_relay_crash_a
     )
     .await;
     assert_eq!(out_of_order, 0, "per-aggregate order kept");
-    let pending =
-        support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.outbox_messages WHERE published_at IS NULL")).await;
+    let pending = support::scalar_i64(
+        &url,
+        &format!("SELECT count(*) FROM {SCHEMA}.outbox_messages WHERE published_at IS NULL"),
+    )
+    .await;
     assert_eq!(pending, 0);
 
     relay_task.abort();
@@ -153,17 +192,25 @@ async fn every_committed_event_is_consumed_once_in_order_through_a_relay_crash_a
 }
 
 async fn publish_raw(config: &BusConfig, message_id: &str, payload: &[u8]) {
-    let connection = mkt_bus::connect(config, "raw-publisher").await.expect("connect");
+    let connection = mkt_bus::connect(config, "raw-publisher")
+        .await
+        .expect("connect");
     let channel = connection.create_channel().await.expect("channel");
     let mut headers = FieldTable::default();
-    headers.insert(ShortString::from(mkt_bus::relay::TENANT_HEADER), AMQPValue::LongString(LongString::from("t1")));
+    headers.insert(
+        ShortString::from(mkt_bus::relay::TENANT_HEADER),
+        AMQPValue::LongString(LongString::from("t1")),
+    );
     channel
         .basic_publish(
             config.exchange.as_str().into(),
             ROUTING_KEY.into(),
             BasicPublishOptions::default(),
             payload,
-            BasicProperties::default().with_message_id(message_id.into()).with_headers(headers).with_delivery_mode(2),
+            BasicProperties::default()
+                .with_message_id(message_id.into())
+                .with_headers(headers)
+                .with_delivery_mode(2),
         )
         .await
         .expect("publish")
@@ -176,7 +223,11 @@ async fn redeliveries_have_no_second_effect_and_poison_goes_to_the_dead_letter_q
     let mut config = BusConfig::new(support::vhost().await);
     config.delivery_limit = 3;
     let (url, pool) = database().await;
-    let consumer = tokio::spawn(mkt_bus::consumer::run(pool.clone(), config.clone(), subscription()));
+    let consumer = tokio::spawn(mkt_bus::consumer::run(
+        pool.clone(),
+        config.clone(),
+        subscription(),
+    ));
     let queue = topology::queue_name("bustest", ROUTING_KEY);
     let probe = mkt_bus::connect(&config, "probe").await.expect("connect");
     // A failed passive declare closes its channel, so each probe uses a fresh one.
@@ -185,7 +236,10 @@ async fn redeliveries_have_no_second_effect_and_poison_goes_to_the_dead_letter_q
         channel
             .queue_declare(
                 queue.as_str().into(),
-                lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
@@ -199,35 +253,77 @@ async fn redeliveries_have_no_second_effect_and_poison_goes_to_the_dead_letter_q
     publish_raw(&config, &id, b"agg-x:1").await;
     publish_raw(&config, &id, b"agg-x:1").await;
     publish_raw(&config, &uuid::Uuid::new_v4().to_string(), b"agg-x:2").await;
-    support::eventually(Duration::from_secs(10), "the second distinct message", || async {
-        (support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects WHERE seq = 2")).await == 1).then_some(())
-    })
+    support::eventually(
+        Duration::from_secs(10),
+        "the second distinct message",
+        || async {
+            (support::scalar_i64(
+                &url,
+                &format!("SELECT count(*) FROM {SCHEMA}.effects WHERE seq = 2"),
+            )
+            .await
+                == 1)
+                .then_some(())
+        },
+    )
     .await;
-    assert_eq!(support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await, 2);
-    assert_eq!(support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.inbox_messages")).await, 2);
+    assert_eq!(
+        support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await,
+        2
+    );
+    assert_eq!(
+        support::scalar_i64(
+            &url,
+            &format!("SELECT count(*) FROM {SCHEMA}.inbox_messages")
+        )
+        .await,
+        2
+    );
 
-    publish_raw(&config, &uuid::Uuid::new_v4().to_string(), b"this is not an event").await;
+    publish_raw(
+        &config,
+        &uuid::Uuid::new_v4().to_string(),
+        b"this is not an event",
+    )
+    .await;
     publish_raw(&config, "not-a-uuid", b"agg-y:1").await;
     let dlq = topology::dead_letter_queue(&queue);
     let mut dead = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while dead.len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "dead-lettered so far: {dead:?}");
-        match channel.basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true }).await.expect("basic_get") {
-            Some(message) => dead.push(String::from_utf8_lossy(&message.delivery.data).into_owned()),
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dead-lettered so far: {dead:?}"
+        );
+        match channel
+            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic_get")
+        {
+            Some(message) => {
+                dead.push(String::from_utf8_lossy(&message.delivery.data).into_owned())
+            }
             None => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
     dead.sort();
-    assert_eq!(dead, vec!["agg-y:1".to_owned(), "this is not an event".to_owned()]);
-    assert_eq!(support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await, 2, "poison had no effect");
+    assert_eq!(
+        dead,
+        vec!["agg-y:1".to_owned(), "this is not an event".to_owned()]
+    );
+    assert_eq!(
+        support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await,
+        2,
+        "poison had no effect"
+    );
     consumer.abort();
 }
 
 #[tokio::test]
 async fn schema_rs_matches_the_bus_migration() {
     let (url, _pool) = database().await;
-    support::assert_schema_rs_matches(&url, SCHEMA, include_str!("../src/schema.rs"), &["effects"]).await;
+    support::assert_schema_rs_matches(&url, SCHEMA, include_str!("../src/schema.rs"), &["effects"])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +331,11 @@ async fn an_unroutable_event_is_parked_not_marked_sent_and_does_not_block_others
     let config = BusConfig::new(support::vhost().await);
     let (url, pool) = database().await;
     let waker = RelayWaker::default();
-    let consumer = tokio::spawn(mkt_bus::consumer::run(pool.clone(), config.clone(), subscription()));
+    let consumer = tokio::spawn(mkt_bus::consumer::run(
+        pool.clone(),
+        config.clone(),
+        subscription(),
+    ));
     let relay_task = relay(&pool, &config, &waker);
 
     // Nobody consumes `orphan.happened.v1` yet.
@@ -246,27 +346,48 @@ async fn an_unroutable_event_is_parked_not_marked_sent_and_does_not_block_others
         aggregate_id: "agg-o".into(),
         payload: b"orphan".to_vec(),
     };
-    conn.transaction(async |conn| enqueue(conn, &orphan).await.map(|_| ())).await.expect("commit");
+    conn.transaction(async |conn| enqueue(conn, &orphan).await.map(|_| ()))
+        .await
+        .expect("commit");
     drop(conn);
     // Wait for the consumer's queue so the routable events are not parked too.
     tokio::time::sleep(Duration::from_millis(500)).await;
     for seq in 1..=3 {
         produce(&pool, &waker, "agg-r", seq).await;
     }
-    support::eventually(Duration::from_secs(15), "routable events despite the orphan", || async {
-        (support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await == 3).then_some(())
-    })
+    support::eventually(
+        Duration::from_secs(15),
+        "routable events despite the orphan",
+        || async {
+            (support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await
+                == 3)
+                .then_some(())
+        },
+    )
     .await;
     let orphan_state = format!(
         "SELECT count(*) FROM {SCHEMA}.outbox_messages WHERE routing_key = 'orphan.happened.v1' \
          AND published_at IS NULL AND attempts >= 1 AND last_error LIKE 'unroutable%'"
     );
-    assert_eq!(support::scalar_i64(&url, &orphan_state).await, 1, "parked, not marked sent");
+    assert_eq!(
+        support::scalar_i64(&url, &orphan_state).await,
+        1,
+        "parked, not marked sent"
+    );
 
     // Once a queue is bound, the parked event goes out on its next attempt.
-    let connection = mkt_bus::connect(&config, "late-consumer").await.expect("connect");
+    let connection = mkt_bus::connect(&config, "late-consumer")
+        .await
+        .expect("connect");
     let channel = connection.create_channel().await.expect("channel");
-    topology::declare_consumer_queue(&channel, &config, "late.orphan.happened.v1", "orphan.happened.v1").await.expect("declare");
+    topology::declare_consumer_queue(
+        &channel,
+        &config,
+        "late.orphan.happened.v1",
+        "orphan.happened.v1",
+    )
+    .await
+    .expect("declare");
     support::eventually(Duration::from_secs(15), "the parked event to be published", || async {
         (support::scalar_i64(
             &url,
@@ -278,7 +399,10 @@ async fn an_unroutable_event_is_parked_not_marked_sent_and_does_not_block_others
     })
     .await;
     let message = channel
-        .basic_get("late.orphan.happened.v1".into(), BasicGetOptions { no_ack: true })
+        .basic_get(
+            "late.orphan.happened.v1".into(),
+            BasicGetOptions { no_ack: true },
+        )
         .await
         .expect("basic_get")
         .expect("the parked event was delivered");

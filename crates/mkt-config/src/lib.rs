@@ -70,12 +70,18 @@ mod tests {
     #[test]
     fn environment_overrides_defaults_and_secrets_stay_redacted() {
         let vars = [
-            ("MKT_DATABASE__URL".to_owned(), "postgres://u:hunter2@h/db".to_owned()),
+            (
+                "MKT_DATABASE__URL".to_owned(),
+                "postgres://u:hunter2@h/db".to_owned(),
+            ),
             ("OTHER".to_owned(), "ignored".to_owned()),
         ];
         let settings: Settings = load_from(vars).expect("loads");
         assert_eq!(settings.database.pool_size, 16);
-        assert_eq!(settings.database.url.expose_secret(), "postgres://u:hunter2@h/db");
+        assert_eq!(
+            settings.database.url.expose_secret(),
+            "postgres://u:hunter2@h/db"
+        );
         assert!(!format!("{settings:?}").contains("hunter2"));
     }
 

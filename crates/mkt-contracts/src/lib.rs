@@ -28,7 +28,10 @@ pub use prost_types::Timestamp;
 
 /// Converts a chrono instant to a protobuf timestamp.
 pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
+    Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
 }
 
 /// Converts a protobuf timestamp back; out-of-range values become `None`.

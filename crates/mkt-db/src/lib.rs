@@ -74,8 +74,14 @@ impl DbConfig {
         let valid = !schema.is_empty()
             && schema.len() <= 63
             && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-            && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if valid { Ok(schema) } else { Err(DbError::Config(format!("invalid schema name {schema:?}"))) }
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if valid {
+            Ok(schema)
+        } else {
+            Err(DbError::Config(format!("invalid schema name {schema:?}")))
+        }
     }
 }
 
@@ -114,8 +120,10 @@ pub fn connect(config: &DbConfig, default_schema: &str) -> Result<Pool, DbError>
         }
         .boxed()
     });
-    let manager =
-        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(config.url.expose_secret(), manager_config);
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        config.url.expose_secret(),
+        manager_config,
+    );
     let timeout = Some(Duration::from_millis(config.acquire_timeout_ms));
     DeadPool::builder(manager)
         .max_size(config.pool_size)
@@ -128,7 +136,10 @@ pub fn connect(config: &DbConfig, default_schema: &str) -> Result<Pool, DbError>
 
 /// Readiness: a connection can be checked out and answers `SELECT 1`.
 pub async fn ping(pool: &Pool) -> Result<(), DbError> {
-    let mut conn = pool.get().await.map_err(|e| DbError::Connection(e.to_string()))?;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| DbError::Connection(e.to_string()))?;
     diesel::sql_query("SELECT 1")
         .execute(&mut conn)
         .await
@@ -156,14 +167,19 @@ impl MigrationSource<Pg> for Migrations {
 ///
 /// Runs on its own thread with its own small runtime: diesel's migration harness is
 /// synchronous, and blocking an actix worker or a current-thread runtime would stall it.
-pub async fn run_migrations(url: &SecretString, schema: &str, migrations: Migrations) -> Result<Vec<String>, DbError> {
+pub async fn run_migrations(
+    url: &SecretString,
+    schema: &str,
+    migrations: Migrations,
+) -> Result<Vec<String>, DbError> {
     let url = url.expose_secret().to_owned();
     let schema = DbConfig::new("", schema).schema_or(schema)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let _ = tx.send(blocking::migrate(&url, &schema, migrations));
     });
-    rx.await.map_err(|_| DbError::Migration("migration thread panicked".into()))?
+    rx.await
+        .map_err(|_| DbError::Migration("migration thread panicked".into()))?
 }
 
 /// Diesel's synchronous migration harness, kept apart so its sync traits do not clash
@@ -177,7 +193,11 @@ mod blocking {
 
     use super::{DbError, Migrations};
 
-    pub(super) fn migrate(url: &str, schema: &str, migrations: Migrations) -> Result<Vec<String>, DbError> {
+    pub(super) fn migrate(
+        url: &str,
+        schema: &str,
+        migrations: Migrations,
+    ) -> Result<Vec<String>, DbError> {
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)
             .map_err(|e| DbError::Connection(e.to_string()))?;
         // `CREATE SCHEMA IF NOT EXISTS` checks the CREATE privilege before existence, and
@@ -188,7 +208,9 @@ mod blocking {
         );
         conn.batch_execute(&ensure_schema)
             .map_err(|e| DbError::Migration(e.to_string()))?;
-        let applied = conn.run_pending_migrations(migrations).map_err(|e| DbError::Migration(e.to_string()))?;
+        let applied = conn
+            .run_pending_migrations(migrations)
+            .map_err(|e| DbError::Migration(e.to_string()))?;
         Ok(applied.into_iter().map(|v| v.to_string()).collect())
     }
 }

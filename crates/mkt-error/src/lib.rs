@@ -44,7 +44,12 @@ pub struct ErrorInfo {
 impl ErrorInfo {
     /// Builds an error without details.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// Adds structured details.
@@ -158,7 +163,12 @@ pub async fn envelope_errors(
         None if is_json => return Ok(response),
         None => {
             let (request, http_response) = response.into_parts();
-            let text = match actix_web::body::to_bytes_limited(http_response.into_body(), MAX_FOREIGN_BODY).await {
+            let text = match actix_web::body::to_bytes_limited(
+                http_response.into_body(),
+                MAX_FOREIGN_BODY,
+            )
+            .await
+            {
                 Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).trim().to_owned(),
                 _ => String::new(),
             };
@@ -172,7 +182,10 @@ pub async fn envelope_errors(
         }
     };
     let (request, old) = response.into_parts();
-    Ok(ServiceResponse::new(request, rebuild(&info, &path, Some(&old))))
+    Ok(ServiceResponse::new(
+        request,
+        rebuild(&info, &path, Some(&old)),
+    ))
 }
 
 /// Builds the final envelope response, keeping headers set by the original response
@@ -203,17 +216,22 @@ pub fn json_config(limit_bytes: usize) -> actix_web::web::JsonConfig {
         .limit(limit_bytes)
         .error_handler(|err, _req| {
             let info = match &err {
-                error::JsonPayloadError::OverflowKnownLength { .. } | error::JsonPayloadError::Overflow { .. } => {
-                    ErrorInfo::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", err.to_string())
-                }
+                error::JsonPayloadError::OverflowKnownLength { .. }
+                | error::JsonPayloadError::Overflow { .. } => ErrorInfo::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    err.to_string(),
+                ),
                 error::JsonPayloadError::ContentType => ErrorInfo::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
                     "Content-Type must be application/json",
                 ),
-                error::JsonPayloadError::Deserialize(inner) => {
-                    ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_json", format!("Invalid JSON body: {inner}"))
-                }
+                error::JsonPayloadError::Deserialize(inner) => ErrorInfo::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("Invalid JSON body: {inner}"),
+                ),
                 _ => ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_json", err.to_string()),
             };
             InfoError(info).into()
@@ -282,25 +300,42 @@ mod tests {
                 .wrap(actix_web::middleware::from_fn(envelope_errors))
                 .app_data(json_config(16))
                 .route("/fail", web::get().to(failing))
-                .route("/echo", web::post().to(|body: web::Json<serde_json::Value>| async move { HttpResponse::Ok().json(body.0) })),
+                .route(
+                    "/echo",
+                    web::post().to(|body: web::Json<serde_json::Value>| async move {
+                        HttpResponse::Ok().json(body.0)
+                    }),
+                ),
         )
         .await;
 
-        let res = test::call_service(&app, test::TestRequest::get().uri("/fail").to_request()).await;
+        let res =
+            test::call_service(&app, test::TestRequest::get().uri("/fail").to_request()).await;
         assert_eq!(res.status(), 400);
         let body: ErrorEnvelope = test::read_body_json(res).await;
         assert_eq!(body.code, "validation_failed");
         assert_eq!(body.path, "/fail");
-        assert_eq!(body.details.expect("details")["email"][0], "Invalid email format");
+        assert_eq!(
+            body.details.expect("details")["email"][0],
+            "Invalid email format"
+        );
 
-        let res = test::call_service(&app, test::TestRequest::get().uri("/nowhere").to_request()).await;
+        let res =
+            test::call_service(&app, test::TestRequest::get().uri("/nowhere").to_request()).await;
         assert_eq!(res.status(), 404);
         let body: ErrorEnvelope = test::read_body_json(res).await;
-        assert_eq!((body.code.as_str(), body.path.as_str(), body.success), ("not_found", "/nowhere", false));
+        assert_eq!(
+            (body.code.as_str(), body.path.as_str(), body.success),
+            ("not_found", "/nowhere", false)
+        );
 
         let res = test::call_service(
             &app,
-            test::TestRequest::post().uri("/echo").insert_header(("content-type", "application/json")).set_payload("{\"a\": 1234567890123}").to_request(),
+            test::TestRequest::post()
+                .uri("/echo")
+                .insert_header(("content-type", "application/json"))
+                .set_payload("{\"a\": 1234567890123}")
+                .to_request(),
         )
         .await;
         assert_eq!(res.status(), 413);
@@ -309,7 +344,11 @@ mod tests {
 
         let res = test::call_service(
             &app,
-            test::TestRequest::post().uri("/echo").insert_header(("content-type", "application/json")).set_payload("{oops").to_request(),
+            test::TestRequest::post()
+                .uri("/echo")
+                .insert_header(("content-type", "application/json"))
+                .set_payload("{oops")
+                .to_request(),
         )
         .await;
         assert_eq!(res.status(), 400);

@@ -14,9 +14,9 @@ use std::time::Duration;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use mkt_auth::{AuthConfig, Verifier};
+use mkt_bus::BusConfig;
 use mkt_bus::consumer::Subscription;
 use mkt_bus::relay::{Relay, RelayWaker};
-use mkt_bus::BusConfig;
 use mkt_db::{DbConfig, Migrations, Pool};
 use mkt_telemetry::TelemetryConfig;
 use serde::Deserialize;
@@ -53,7 +53,10 @@ fn default_addr() -> String {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { addr: default_addr(), workers: None }
+        Self {
+            addr: default_addr(),
+            workers: None,
+        }
     }
 }
 
@@ -156,8 +159,17 @@ fn migrations(spec: &ServiceSpec) -> Migrations {
 }
 
 /// Starts everything and returns once the HTTP listener is bound.
-pub async fn spawn(spec: &ServiceSpec, config: ServiceConfig, parts: Parts) -> anyhow::Result<Running> {
-    let Parts { routes, openapi, subscriptions, workers } = parts;
+pub async fn spawn(
+    spec: &ServiceSpec,
+    config: ServiceConfig,
+    parts: Parts,
+) -> anyhow::Result<Running> {
+    let Parts {
+        routes,
+        openapi,
+        subscriptions,
+        workers,
+    } = parts;
     if config.run_migrations {
         let applied = migrate(spec, &config.database).await?;
         if !applied.is_empty() {
@@ -172,15 +184,30 @@ pub async fn spawn(spec: &ServiceSpec, config: ServiceConfig, parts: Parts) -> a
         pool: pool.clone(),
         relay: waker.clone(),
         bus: config.bus.clone(),
-        broker: Arc::new(BrokerProbe { config: config.bus.clone(), name: format!("{}-probe", spec.name), connection: Mutex::new(None) }),
+        broker: Arc::new(BrokerProbe {
+            config: config.bus.clone(),
+            name: format!("{}-probe", spec.name),
+            connection: Mutex::new(None),
+        }),
     };
 
     let mut background = Vec::new();
     background.push(tokio::spawn(
-        Relay { pool: pool.clone(), config: config.bus.clone(), schema, name: format!("{}-relay", spec.name), waker }.run(),
+        Relay {
+            pool: pool.clone(),
+            config: config.bus.clone(),
+            schema,
+            name: format!("{}-relay", spec.name),
+            waker,
+        }
+        .run(),
     ));
     for subscription in subscriptions {
-        background.push(tokio::spawn(mkt_bus::consumer::run(pool.clone(), config.bus.clone(), subscription)));
+        background.push(tokio::spawn(mkt_bus::consumer::run(
+            pool.clone(),
+            config.bus.clone(),
+            subscription,
+        )));
     }
     for worker in workers {
         background.push(tokio::spawn(worker(infra.clone())));
@@ -209,12 +236,21 @@ pub async fn spawn(spec: &ServiceSpec, config: ServiceConfig, parts: Parts) -> a
         server = server.workers(workers);
     }
     let server = server.bind(&config.http.addr)?;
-    let addr = *server.addrs().first().ok_or_else(|| anyhow::anyhow!("no listen address"))?;
+    let addr = *server
+        .addrs()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no listen address"))?;
     let server = server.run();
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     tracing::info!(service = spec.name, %addr, "listening");
-    Ok(Running { addr, server: handle, server_task, background, infra })
+    Ok(Running {
+        addr,
+        server: handle,
+        server_task,
+        background,
+        infra,
+    })
 }
 
 /// The body of `main` for every service: `<bin> [serve|migrate]`.
@@ -236,7 +272,9 @@ pub async fn main(spec: &ServiceSpec, parts: fn() -> Parts) -> anyhow::Result<()
             result??;
             Ok(())
         }
-        Some(other) => anyhow::bail!("unknown command {other:?}; use `serve` (default) or `migrate`"),
+        Some(other) => {
+            anyhow::bail!("unknown command {other:?}; use `serve` (default) or `migrate`")
+        }
     }
 }
 
@@ -260,7 +298,11 @@ async fn readyz(infra: web::Data<Infra>) -> HttpResponse {
         "status": if ready { "ready" } else { "not_ready" },
         "checks": { "database": database, "broker": broker },
     });
-    if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
@@ -280,7 +322,12 @@ impl BrokerProbe {
         if slot.as_ref().is_some_and(|c| c.status().connected()) {
             return Ok(());
         }
-        match tokio::time::timeout(Duration::from_secs(2), mkt_bus::connect(&self.config, &self.name)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            mkt_bus::connect(&self.config, &self.name),
+        )
+        .await
+        {
             Ok(Ok(connection)) => {
                 *slot = Some(connection);
                 Ok(())
@@ -312,7 +359,12 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }

@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::HttpMessage;
 use actix_web::middleware::Next;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
@@ -56,15 +56,20 @@ impl Drop for TelemetryGuard {
 /// collector); they are exported only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 pub fn init(service_name: &str, config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     let mut provider = SdkTracerProvider::builder().with_resource(
-        opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build(),
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name(service_name.to_owned())
+            .build(),
     );
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
-        let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()?;
         provider = provider.with_batch_exporter(exporter);
     }
     let provider = provider.build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned()));
+    let otel_layer =
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned()));
 
     // lapin logs every returned (unroutable) message at WARN with its whole body, which
     // carries customer data; the relay logs the routing key instead.
@@ -73,9 +78,17 @@ pub fn init(service_name: &str, config: &TelemetryConfig) -> anyhow::Result<Tele
         .add_directive("lapin::returned_messages=error".parse()?);
     let fmt_layer = match config.log_format.as_deref() {
         Some("pretty") => tracing_subscriber::fmt::layer().boxed(),
-        _ => tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).boxed(),
+        _ => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .boxed(),
     };
-    tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init()?;
     Ok(TelemetryGuard { provider })
 }
 
@@ -156,14 +169,18 @@ pub async fn trace_requests(
         .headers()
         .iter()
         .filter(|(name, _)| name.as_str() == TRACEPARENT_HEADER || name.as_str() == "tracestate")
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
         .collect();
     set_parent_from(&span, &headers);
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let mut response = next.call(req).instrument(span.clone()).await?;
     span.record("http.status", response.status().as_u16());
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     Ok(response)
 }

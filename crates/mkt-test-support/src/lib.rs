@@ -39,7 +39,8 @@ pub struct TestEnv {
 /// test that silently skips is a test that cannot fail.
 pub fn env() -> TestEnv {
     let get = |key: &str| {
-        std::env::var(key).unwrap_or_else(|_| panic!("{key} is not set: run the tests with `cargo xtask test`"))
+        std::env::var(key)
+            .unwrap_or_else(|_| panic!("{key} is not set: run the tests with `cargo xtask test`"))
     };
     TestEnv {
         database_url: get("MKT_TEST_DATABASE_URL"),
@@ -58,7 +59,8 @@ fn fingerprint(spec: &ServiceSpec) -> String {
     use diesel::migration::MigrationSource;
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let sources: [&dyn MigrationSource<diesel::pg::Pg>; 2] = [&mkt_bus::MIGRATIONS, spec.migrations];
+    let sources: [&dyn MigrationSource<diesel::pg::Pg>; 2] =
+        [&mkt_bus::MIGRATIONS, spec.migrations];
     for source in sources {
         for migration in source.migrations().expect("embedded migrations") {
             migration.name().to_string().hash(&mut hasher);
@@ -75,26 +77,51 @@ fn fingerprint(spec: &ServiceSpec) -> String {
 pub async fn database_for(spec: &ServiceSpec) -> String {
     let env = env();
     let template = format!("tmpl_{}_{}", spec.schema, fingerprint(spec));
-    let mut admin = AsyncPgConnection::establish(&env.database_url).await.expect("connect to test postgres");
-    admin.batch_execute("SELECT pg_advisory_lock(7263001)").await.expect("lock");
-    let exists = scalar_on(&mut admin, &format!("SELECT count(*) FROM pg_database WHERE datname = '{template}'")).await;
+    let mut admin = AsyncPgConnection::establish(&env.database_url)
+        .await
+        .expect("connect to test postgres");
+    admin
+        .batch_execute("SELECT pg_advisory_lock(7263001)")
+        .await
+        .expect("lock");
+    let exists = scalar_on(
+        &mut admin,
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{template}'"),
+    )
+    .await;
     if exists == 0 {
-        admin.batch_execute(&format!("CREATE DATABASE {template}")).await.expect("create template");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {template}"))
+            .await
+            .expect("create template");
         let config = DbConfig::new(with_database(&env.database_url, &template), spec.schema);
-        mkt_runtime::migrate(spec, &config).await.expect("migrate template");
+        mkt_runtime::migrate(spec, &config)
+            .await
+            .expect("migrate template");
     }
-    admin.batch_execute("SELECT pg_advisory_unlock(7263001)").await.expect("unlock");
+    admin
+        .batch_execute("SELECT pg_advisory_unlock(7263001)")
+        .await
+        .expect("unlock");
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}")).await.expect("clone template");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+        .await
+        .expect("clone template");
     with_database(&env.database_url, &name)
 }
 
 /// A fresh, empty database (for tests that migrate themselves).
 pub async fn empty_database() -> String {
     let env = env();
-    let mut admin = AsyncPgConnection::establish(&env.database_url).await.expect("connect to test postgres");
+    let mut admin = AsyncPgConnection::establish(&env.database_url)
+        .await
+        .expect("connect to test postgres");
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
     with_database(&env.database_url, &name)
 }
 
@@ -150,7 +177,10 @@ pub fn service_config(database_url: &str, amqp_url: &str) -> ServiceConfig {
     let mut bus = BusConfig::new(amqp_url);
     bus.poll_interval_ms = 50;
     ServiceConfig {
-        http: HttpConfig { addr: "127.0.0.1:0".into(), workers: Some(1) },
+        http: HttpConfig {
+            addr: "127.0.0.1:0".into(),
+            workers: Some(1),
+        },
         database: DbConfig::new(database_url, "unused"),
         bus,
         auth: auth_config(),
@@ -178,14 +208,19 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 /// Runs a scalar `SELECT` returning one number (`count(*)`...) on `database_url`.
 pub async fn scalar_i64(database_url: &str, sql: &str) -> i64 {
-    let mut conn = AsyncPgConnection::establish(database_url).await.expect("connect");
+    let mut conn = AsyncPgConnection::establish(database_url)
+        .await
+        .expect("connect");
     scalar_on(&mut conn, sql).await
 }
 
@@ -195,7 +230,10 @@ async fn scalar_on(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         value: i64,
     }
-    let row: Row = diesel::sql_query(format!("SELECT ({sql})::int8 AS value")).get_result(conn).await.expect("scalar query");
+    let row: Row = diesel::sql_query(format!("SELECT ({sql})::int8 AS value"))
+        .get_result(conn)
+        .await
+        .expect("scalar query");
     row.value
 }
 
@@ -205,7 +243,12 @@ async fn scalar_on(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
 ///
 /// Tables present in the database but absent from `schema_rs` fail too, except those
 /// listed in `ignore` (the bus's tables, which `mkt-bus` checks itself).
-pub async fn assert_schema_rs_matches(database_url: &str, schema: &str, schema_rs: &str, ignore: &[&str]) {
+pub async fn assert_schema_rs_matches(
+    database_url: &str,
+    schema: &str,
+    schema_rs: &str,
+    ignore: &[&str],
+) {
     #[derive(diesel::QueryableByName, Debug)]
     struct Column {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -217,7 +260,9 @@ pub async fn assert_schema_rs_matches(database_url: &str, schema: &str, schema_r
         #[diesel(sql_type = diesel::sql_types::Text)]
         is_nullable: String,
     }
-    let mut conn = AsyncPgConnection::establish(database_url).await.expect("connect");
+    let mut conn = AsyncPgConnection::establish(database_url)
+        .await
+        .expect("connect");
     let columns: Vec<Column> = diesel::sql_query(
         "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text \
          FROM information_schema.columns WHERE table_schema = $1 AND table_name <> '__diesel_schema_migrations' \
@@ -228,7 +273,10 @@ pub async fn assert_schema_rs_matches(database_url: &str, schema: &str, schema_r
     .await
     .expect("information_schema");
     let mut actual: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
-    for c in columns.into_iter().filter(|c| !ignore.contains(&c.table_name.as_str())) {
+    for c in columns
+        .into_iter()
+        .filter(|c| !ignore.contains(&c.table_name.as_str()))
+    {
         let base = match c.data_type.as_str() {
             "text" => "Text",
             "uuid" => "Uuid",
@@ -245,8 +293,15 @@ pub async fn assert_schema_rs_matches(database_url: &str, schema: &str, schema_r
             "ARRAY" => "Array",
             other => other,
         };
-        let ty = if c.is_nullable == "YES" { format!("Nullable<{base}>") } else { base.to_owned() };
-        actual.entry(c.table_name).or_default().push((c.column_name, ty));
+        let ty = if c.is_nullable == "YES" {
+            format!("Nullable<{base}>")
+        } else {
+            base.to_owned()
+        };
+        actual
+            .entry(c.table_name)
+            .or_default()
+            .push((c.column_name, ty));
     }
     let declared = parse_table_macros(schema_rs);
     assert_eq!(
@@ -260,14 +315,21 @@ fn parse_table_macros(source: &str) -> std::collections::BTreeMap<String, Vec<(S
     let mut tables = std::collections::BTreeMap::new();
     let mut current: Option<(String, Vec<(String, String)>)> = None;
     for line in source.lines().map(str::trim) {
-        if let Some((table, _)) = line.split_once(" (").filter(|_| line.ends_with('{') && current.is_none()) {
+        if let Some((table, _)) = line
+            .split_once(" (")
+            .filter(|_| line.ends_with('{') && current.is_none())
+        {
             current = Some((table.trim().to_owned(), Vec::new()));
         } else if let Some((column, ty)) = line.split_once(" -> ") {
             if let Some((_, columns)) = current.as_mut() {
                 // `Array<Text>` is compared as `Array`: information_schema names no element type.
                 let ty = ty.trim_end_matches(',').trim();
                 let ty = if ty.contains("Array<") {
-                    if ty.starts_with("Nullable<") { "Nullable<Array>".to_owned() } else { "Array".to_owned() }
+                    if ty.starts_with("Nullable<") {
+                        "Nullable<Array>".to_owned()
+                    } else {
+                        "Array".to_owned()
+                    }
                 } else {
                     ty.to_owned()
                 };

@@ -16,7 +16,8 @@ pub static SPEC: mkt_runtime::ServiceSpec = mkt_runtime::ServiceSpec {
 };
 
 /// This service's own migrations (none yet beyond the bus tables).
-pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations");
+pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations");
 
 /// What this service plugs into the shared runtime.
 pub fn parts() -> mkt_runtime::Parts {

@@ -76,13 +76,22 @@ impl From<DieselError> for ApiError {
         if let DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &error {
             match info.constraint_name() {
                 Some("customers_tenant_email_key") => {
-                    return ApiError::Conflict("email_taken", "Another customer already has this email.");
+                    return ApiError::Conflict(
+                        "email_taken",
+                        "Another customer already has this email.",
+                    );
                 }
                 Some("customers_tenant_external_id_key") => {
-                    return ApiError::Conflict("external_id_taken", "Another customer already has this external_id.");
+                    return ApiError::Conflict(
+                        "external_id_taken",
+                        "Another customer already has this external_id.",
+                    );
                 }
                 Some("orders_tenant_external_id_key") => {
-                    return ApiError::Conflict("duplicate_order", "An order with this externalId already exists.");
+                    return ApiError::Conflict(
+                        "duplicate_order",
+                        "An order with this externalId already exists.",
+                    );
                 }
                 Some("idempotency_keys_pkey") => {
                     return ApiError::Conflict(
@@ -111,45 +120,79 @@ impl ApiError {
     /// The status, code, message and details of this error.
     pub fn info(&self) -> ErrorInfo {
         match self {
-            ApiError::InvalidCustomer(errors) => {
-                ErrorInfo::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid user data provided.").with_details(details(errors))
-            }
-            ApiError::InvalidOrder(errors) => {
-                ErrorInfo::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid order data provided.").with_details(details(errors))
-            }
-            ApiError::InvalidEvent(errors) => {
-                ErrorInfo::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid event data provided.").with_details(details(errors))
-            }
-            ApiError::InvalidBody(reason) => ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_json", format!("Invalid JSON body: {reason}")),
-            ApiError::InvalidQuery(errors) => {
-                ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query parameters.").with_details(details(errors))
-            }
-            ApiError::InvalidHeader(name, reason) => {
-                ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_header", format!("Invalid {name} header: {reason}"))
-            }
-            ApiError::InvalidCsv(reason) => ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_csv", format!("Invalid CSV: {reason}")),
-            ApiError::InvalidCsvHeader(errors) => {
-                ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_csv_header", "The CSV header is not valid for this import.")
-                    .with_details(details(errors))
-            }
-            ApiError::ImportNotFound(id) => {
-                ErrorInfo::new(StatusCode::NOT_FOUND, "import_not_found", format!("Import with ID {id} not found."))
-            }
+            ApiError::InvalidCustomer(errors) => ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "Invalid user data provided.",
+            )
+            .with_details(details(errors)),
+            ApiError::InvalidOrder(errors) => ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "Invalid order data provided.",
+            )
+            .with_details(details(errors)),
+            ApiError::InvalidEvent(errors) => ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "Invalid event data provided.",
+            )
+            .with_details(details(errors)),
+            ApiError::InvalidBody(reason) => ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("Invalid JSON body: {reason}"),
+            ),
+            ApiError::InvalidQuery(errors) => ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "Invalid query parameters.",
+            )
+            .with_details(details(errors)),
+            ApiError::InvalidHeader(name, reason) => ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_header",
+                format!("Invalid {name} header: {reason}"),
+            ),
+            ApiError::InvalidCsv(reason) => ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_csv",
+                format!("Invalid CSV: {reason}"),
+            ),
+            ApiError::InvalidCsvHeader(errors) => ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_csv_header",
+                "The CSV header is not valid for this import.",
+            )
+            .with_details(details(errors)),
+            ApiError::ImportNotFound(id) => ErrorInfo::new(
+                StatusCode::NOT_FOUND,
+                "import_not_found",
+                format!("Import with ID {id} not found."),
+            ),
             ApiError::BatchTooLarge(max) => ErrorInfo::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "batch_too_large",
                 format!("A batch may contain at most {max} items."),
             ),
-            ApiError::CustomerNotFound(id) => {
-                ErrorInfo::new(StatusCode::NOT_FOUND, "customer_not_found", format!("Customer with ID {id} not found."))
-            }
-            ApiError::OrderNotFound(id) => ErrorInfo::new(StatusCode::NOT_FOUND, "order_not_found", format!("Order with ID {id} not found.")),
+            ApiError::CustomerNotFound(id) => ErrorInfo::new(
+                StatusCode::NOT_FOUND,
+                "customer_not_found",
+                format!("Customer with ID {id} not found."),
+            ),
+            ApiError::OrderNotFound(id) => ErrorInfo::new(
+                StatusCode::NOT_FOUND,
+                "order_not_found",
+                format!("Order with ID {id} not found."),
+            ),
             ApiError::InvalidTransition { from, to } => ErrorInfo::new(
                 StatusCode::CONFLICT,
                 "invalid_status_transition",
                 format!("An order cannot go from {from} to {to}."),
             ),
-            ApiError::Conflict(code, message) => ErrorInfo::new(StatusCode::CONFLICT, code, *message),
+            ApiError::Conflict(code, message) => {
+                ErrorInfo::new(StatusCode::CONFLICT, code, *message)
+            }
             ApiError::TenantMismatch => ErrorInfo::new(
                 StatusCode::FORBIDDEN,
                 "tenant_mismatch",
@@ -161,9 +204,11 @@ impl ApiError {
                 "This Idempotency-Key was already used with a different request.",
             ),
             ApiError::Auth(e) => ErrorInfo::new(e.status_code(), "auth", e.to_string()),
-            ApiError::Internal(_) => {
-                ErrorInfo::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
-            }
+            ApiError::Internal(_) => ErrorInfo::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Internal server error",
+            ),
         }
     }
 }

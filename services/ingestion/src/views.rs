@@ -79,7 +79,14 @@ impl From<CustomerRow> for CustomerData {
     fn from(row: CustomerRow) -> Self {
         let address = match (row.street, row.city, row.state, row.zip_code, row.country) {
             (Some(street), Some(city), Some(state), Some(zip_code), Some(country)) => {
-                Some(AddressData { user_id: row.id, street, city, state, zip_code, country })
+                Some(AddressData {
+                    user_id: row.id,
+                    street,
+                    city,
+                    state,
+                    zip_code,
+                    country,
+                })
             }
             _ => None,
         };

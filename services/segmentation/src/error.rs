@@ -44,7 +44,9 @@ impl From<mkt_db::diesel_async::pooled_connection::deadpool::PoolError> for ApiE
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::InvalidCriteria(_) | ApiError::InvalidBody(_) | ApiError::InvalidSegment(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidCriteria(_)
+            | ApiError::InvalidBody(_)
+            | ApiError::InvalidSegment(_) => StatusCode::BAD_REQUEST,
             ApiError::SegmentNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Auth(e) => e.status_code(),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -56,25 +58,40 @@ impl ResponseError for ApiError {
             ApiError::InvalidCriteria(errors) => {
                 let mut details = serde_json::Map::new();
                 for e in errors {
-                    let entry = details.entry(e.path.clone()).or_insert_with(|| serde_json::json!([]));
+                    let entry = details
+                        .entry(e.path.clone())
+                        .or_insert_with(|| serde_json::json!([]));
                     if let Some(list) = entry.as_array_mut() {
                         list.push(serde_json::Value::String(e.message.clone()));
                     }
                 }
                 render(
-                    ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_segment_criteria", "The segment rules are invalid.")
-                        .with_details(serde_json::Value::Object(details)),
+                    ErrorInfo::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_segment_criteria",
+                        "The segment rules are invalid.",
+                    )
+                    .with_details(serde_json::Value::Object(details)),
                 )
             }
             ApiError::InvalidSegment(details) => render(
-                ErrorInfo::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid segment data provided.").with_details(details.clone()),
+                ErrorInfo::new(
+                    StatusCode::BAD_REQUEST,
+                    "validation_failed",
+                    "Invalid segment data provided.",
+                )
+                .with_details(details.clone()),
             ),
-            ApiError::SegmentNotFound(id) => {
-                render(ErrorInfo::new(StatusCode::NOT_FOUND, "segment_not_found", format!("Segment with ID {id} not found.")))
-            }
-            ApiError::InvalidBody(reason) => {
-                render(ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_json", format!("Invalid JSON body: {reason}")))
-            }
+            ApiError::SegmentNotFound(id) => render(ErrorInfo::new(
+                StatusCode::NOT_FOUND,
+                "segment_not_found",
+                format!("Segment with ID {id} not found."),
+            )),
+            ApiError::InvalidBody(reason) => render(ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("Invalid JSON body: {reason}"),
+            )),
             ApiError::Auth(e) => e.error_response(),
             ApiError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "request failed");

@@ -34,7 +34,9 @@ fn sql_text(value: Option<&str>) -> String {
 }
 
 fn sql_time(value: Option<DateTime<Utc>>) -> String {
-    value.map_or("NULL".into(), |v| format!("'{}'::timestamptz", v.to_rfc3339()))
+    value.map_or("NULL".into(), |v| {
+        format!("'{}'::timestamptz", v.to_rfc3339())
+    })
 }
 
 fn generate_customer(rng: &mut fastrand::Rng, now: DateTime<Utc>) -> Generated {
@@ -108,7 +110,15 @@ fn generate_customer(rng: &mut fastrand::Rng, now: DateTime<Utc>) -> Generated {
             e.occurred_at.to_rfc3339()
         ));
     }
-    Generated { id, customer: Customer { fields, attributes, events }, sql: statements }
+    Generated {
+        id,
+        customer: Customer {
+            fields,
+            attributes,
+            events,
+        },
+        sql: statements,
+    }
 }
 
 fn random_condition(rng: &mut fastrand::Rng, now: DateTime<Utc>) -> Condition {
@@ -122,35 +132,105 @@ fn random_condition(rng: &mut fastrand::Rng, now: DateTime<Utc>) -> Condition {
         within_days: None,
         property: None,
     };
-    let numeric_ops = ["equals", "not_equals", "greater_than", "greater_than_or_equals", "less_than", "less_than_or_equals", "between", "in", "not_in", "is_set", "is_not_set"];
+    let numeric_ops = [
+        "equals",
+        "not_equals",
+        "greater_than",
+        "greater_than_or_equals",
+        "less_than",
+        "less_than_or_equals",
+        "between",
+        "in",
+        "not_in",
+        "is_set",
+        "is_not_set",
+    ];
     match rng.u8(0..11) {
         0 => {
             c.field = "state".into();
-            c.operator = pick(rng, &["equals", "not_equals", "in", "not_in", "contains", "not_contains", "starts_with", "ends_with", "is_set", "is_not_set"]).into();
-            c.value = Some(if c.operator.ends_with("in") { json!([pick(rng, &STATES), pick(rng, &STATES)]) } else { json!(pick(rng, &["CA", "c", "X", "NY"])) });
+            c.operator = pick(
+                rng,
+                &[
+                    "equals",
+                    "not_equals",
+                    "in",
+                    "not_in",
+                    "contains",
+                    "not_contains",
+                    "starts_with",
+                    "ends_with",
+                    "is_set",
+                    "is_not_set",
+                ],
+            )
+            .into();
+            c.value = Some(if c.operator.ends_with("in") {
+                json!([pick(rng, &STATES), pick(rng, &STATES)])
+            } else {
+                json!(pick(rng, &["CA", "c", "X", "NY"]))
+            });
         }
         1 => {
             c.field = "loyalty_tier".into();
             c.operator = pick(rng, &["equals", "not_equals", "in", "is_set", "is_not_set"]).into();
-            c.value = Some(if c.operator == "in" { json!([pick(rng, &TIERS)]) } else { json!(pick(rng, &TIERS)) });
+            c.value = Some(if c.operator == "in" {
+                json!([pick(rng, &TIERS)])
+            } else {
+                json!(pick(rng, &TIERS))
+            });
         }
         2..=4 => {
-            c.field = pick(rng, &["orders_count", "total_spent", "avg_order_value", "last_order_days_ago"]).into();
+            c.field = pick(
+                rng,
+                &[
+                    "orders_count",
+                    "total_spent",
+                    "avg_order_value",
+                    "last_order_days_ago",
+                ],
+            )
+            .into();
             c.operator = pick(rng, &numeric_ops).into();
-            let scale = if c.field == "orders_count" { 6 } else if c.field == "last_order_days_ago" { 400 } else { 30_000 };
+            let scale = if c.field == "orders_count" {
+                6
+            } else if c.field == "last_order_days_ago" {
+                400
+            } else {
+                30_000
+            };
             let a = rng.i64(0..scale);
             let b = a + rng.i64(0..scale);
-            c.value = Some(if c.operator.ends_with("in") { json!([a, b]) } else { json!(a) });
+            c.value = Some(if c.operator.ends_with("in") {
+                json!([a, b])
+            } else {
+                json!(a)
+            });
             if c.operator == "between" {
                 c.value2 = Some(json!(b));
             }
         }
         5..=6 => {
             c.field = pick(rng, &["created_at", "last_order_at"]).into();
-            c.operator = pick(rng, &["before", "after", "between", "newer_than_days", "older_than_days", "is_set", "is_not_set"]).into();
+            c.operator = pick(
+                rng,
+                &[
+                    "before",
+                    "after",
+                    "between",
+                    "newer_than_days",
+                    "older_than_days",
+                    "is_set",
+                    "is_not_set",
+                ],
+            )
+            .into();
             let a = instant(rng, now);
             let b = a + Duration::seconds(rng.i64(0..200 * 86_400));
-            c.value = Some(if c.operator.ends_with("days") { json!(rng.i64(0..400)) } else { json!(a.to_rfc3339()) });
+            c.value = Some(if c.operator.ends_with("days") {
+                json!(rng.i64(0..400))
+            } else {
+                json!(a.to_rfc3339())
+            });
             if c.operator == "between" {
                 c.value2 = Some(json!(b.to_rfc3339()));
             }
@@ -174,20 +254,48 @@ fn random_condition(rng: &mut fastrand::Rng, now: DateTime<Utc>) -> Condition {
         }
         9 => {
             c.field = pick(rng, &["attributes.vip", "attributes.level"]).into();
-            c.operator = pick(rng, &["equals", "not_equals", "greater_than", "less_than_or_equals", "is_set", "is_not_set", "in"]).into();
-            c.value = Some(if c.field.ends_with("vip") { json!(rng.bool()) } else { json!(rng.i64(0..10)) });
+            c.operator = pick(
+                rng,
+                &[
+                    "equals",
+                    "not_equals",
+                    "greater_than",
+                    "less_than_or_equals",
+                    "is_set",
+                    "is_not_set",
+                    "in",
+                ],
+            )
+            .into();
+            c.value = Some(if c.field.ends_with("vip") {
+                json!(rng.bool())
+            } else {
+                json!(rng.i64(0..10))
+            });
             if c.operator == "in" {
                 c.value = Some(json!([rng.i64(0..10), rng.i64(0..10)]));
             }
         }
         _ => {
             c.field = "event".into();
-            c.operator = pick(rng, &["performed_at_least", "performed_at_most", "performed_exactly", "not_performed"]).into();
+            c.operator = pick(
+                rng,
+                &[
+                    "performed_at_least",
+                    "performed_at_most",
+                    "performed_exactly",
+                    "not_performed",
+                ],
+            )
+            .into();
             c.event_type = Some(pick(rng, &["add_to_cart", "page_view", "purchase"]).into());
             c.within_days = Some(rng.i64(1..21));
             c.value = Some(json!(rng.i64(0..3)));
             if rng.bool() {
-                c.property = Some(PropertyFilter { name: "category".into(), value: json!(pick(rng, &["shoes", "HATS"])) });
+                c.property = Some(PropertyFilter {
+                    name: "category".into(),
+                    value: json!(pick(rng, &["shoes", "HATS"])),
+                });
             }
         }
     }
@@ -195,22 +303,45 @@ fn random_condition(rng: &mut fastrand::Rng, now: DateTime<Utc>) -> Condition {
 }
 
 fn random_group(rng: &mut fastrand::Rng, now: DateTime<Utc>, depth: usize) -> Group {
-    let conditions = (0..rng.usize(1..4)).map(|_| random_condition(rng, now)).collect();
-    let groups = if depth < 3 { (0..rng.usize(0..3)).map(|_| random_group(rng, now, depth + 1)).collect() } else { Vec::new() };
-    Group { id: String::new(), logic: if rng.bool() { Logic::And } else { Logic::Or }, negate: rng.u8(0..4) == 0, conditions, groups }
+    let conditions = (0..rng.usize(1..4))
+        .map(|_| random_condition(rng, now))
+        .collect();
+    let groups = if depth < 3 {
+        (0..rng.usize(0..3))
+            .map(|_| random_group(rng, now, depth + 1))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Group {
+        id: String::new(),
+        logic: if rng.bool() { Logic::And } else { Logic::Or },
+        negate: rng.u8(0..4) == 0,
+        conditions,
+        groups,
+    }
 }
 
 #[tokio::test]
 async fn sql_and_reference_evaluator_agree_on_random_rules_and_customers() {
     let url = support::database_for(&segmentation::SPEC).await;
     let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    diesel::sql_query("SET search_path TO segmentation").execute(&mut conn).await.expect("search path");
-    let seed = std::env::var("MKT_PROPTEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_121u64);
+    diesel::sql_query("SET search_path TO segmentation")
+        .execute(&mut conn)
+        .await
+        .expect("search path");
+    let seed = std::env::var("MKT_PROPTEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_121u64);
     let mut rng = fastrand::Rng::with_seed(seed);
     let now = Utc.timestamp_opt(1_795_000_000, 0).single().expect("now");
     let customers: Vec<Generated> = (0..250).map(|_| generate_customer(&mut rng, now)).collect();
     for statement in customers.iter().flat_map(|c| c.sql.iter()) {
-        diesel::sql_query(statement).execute(&mut conn).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+        diesel::sql_query(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
 
     let mut checked = 0;
@@ -223,9 +354,16 @@ async fn sql_and_reference_evaluator_agree_on_random_rules_and_customers() {
         }
         let predicate = sql::compile(&tree, now, 2);
         let from_sql: BTreeSet<uuid::Uuid> =
-            segments::members(&mut conn, TENANT, &predicate, 10_000, 0).await.unwrap_or_else(|e| panic!("case {case}: {e}\n{}", predicate.sql)).into_iter().collect();
-        let from_reference: BTreeSet<uuid::Uuid> =
-            customers.iter().filter(|c| evaluate(&tree, &c.customer, now)).map(|c| c.id).collect();
+            segments::members(&mut conn, TENANT, &predicate, 10_000, 0)
+                .await
+                .unwrap_or_else(|e| panic!("case {case}: {e}\n{}", predicate.sql))
+                .into_iter()
+                .collect();
+        let from_reference: BTreeSet<uuid::Uuid> = customers
+            .iter()
+            .filter(|c| evaluate(&tree, &c.customer, now))
+            .map(|c| c.id)
+            .collect();
         assert_eq!(
             from_sql,
             from_reference,
@@ -238,5 +376,8 @@ async fn sql_and_reference_evaluator_agree_on_random_rules_and_customers() {
         }
     }
     assert!(checked > 250, "only {checked} valid random trees");
-    assert!(discriminating > 100, "only {discriminating} trees split the customers");
+    assert!(
+        discriminating > 100,
+        "only {discriminating} trees split the customers"
+    );
 }

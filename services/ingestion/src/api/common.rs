@@ -22,7 +22,11 @@ pub fn respond(reply: Reply) -> HttpResponse {
     if reply.replayed {
         builder.insert_header(("Idempotent-Replayed", "true"));
     }
-    if status == StatusCode::NO_CONTENT { builder.finish() } else { builder.json(reply.body) }
+    if status == StatusCode::NO_CONTENT {
+        builder.finish()
+    } else {
+        builder.json(reply.body)
+    }
 }
 
 /// `?page=&limit=` (1-based page, 1..=200 items, default 50).
@@ -54,7 +58,12 @@ impl PageQuery {
 }
 
 /// The list envelope with pagination.
-pub fn page_body(data: impl serde::Serialize, page: i64, limit: i64, total: i64) -> serde_json::Value {
+pub fn page_body(
+    data: impl serde::Serialize,
+    page: i64,
+    limit: i64,
+    total: i64,
+) -> serde_json::Value {
     serde_json::json!({
         "success": true,
         "data": data,
@@ -70,5 +79,8 @@ pub fn batch_items<T: DeserializeOwned, V>(
     if items.len() > crate::service::MAX_BATCH {
         return Err(ApiError::BatchTooLarge(crate::service::MAX_BATCH));
     }
-    Ok(items.into_iter().map(|item| parse::<T>(item).and_then(&validate)).collect())
+    Ok(items
+        .into_iter()
+        .map(|item| parse::<T>(item).and_then(&validate))
+        .collect())
 }

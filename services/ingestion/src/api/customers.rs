@@ -42,8 +42,11 @@ pub async fn upsert(
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(&[Role::Ingest])?;
     let idempotency = Idempotency::from_request(&req, &body)?;
-    let valid = parse::<CustomerInput>(body.into_inner())?.validate().map_err(ApiError::InvalidCustomer)?;
-    let reply = service::customers::upsert(&infra, &principal.tenant, idempotency.as_ref(), valid).await?;
+    let valid = parse::<CustomerInput>(body.into_inner())?
+        .validate()
+        .map_err(ApiError::InvalidCustomer)?;
+    let reply =
+        service::customers::upsert(&infra, &principal.tenant, idempotency.as_ref(), valid).await?;
     Ok(respond(reply))
 }
 
@@ -77,8 +80,12 @@ pub async fn upsert_batch(
     principal.require_any(&[Role::Ingest])?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let batch: CustomersBatch = parse(body.into_inner())?;
-    let items = batch_items::<CustomerInput, _>(batch.customers, |input| input.validate().map_err(ApiError::InvalidCustomer))?;
-    let reply = service::customers::upsert_batch(&infra, &principal.tenant, idempotency.as_ref(), items).await?;
+    let items = batch_items::<CustomerInput, _>(batch.customers, |input| {
+        input.validate().map_err(ApiError::InvalidCustomer)
+    })?;
+    let reply =
+        service::customers::upsert_batch(&infra, &principal.tenant, idempotency.as_ref(), items)
+            .await?;
     Ok(respond(reply))
 }
 
@@ -116,13 +123,16 @@ pub async fn list(
     let (page, limit) = page.resolve()?;
     let filter = filter.into_inner();
     let filter = ListFilter {
-        email: filter.email.map(|e| Email::parse(&e).map(|e| e.as_str().to_owned()).unwrap_or(e)),
+        email: filter
+            .email
+            .map(|e| Email::parse(&e).map(|e| e.as_str().to_owned()).unwrap_or(e)),
         loyalty_tier: filter.loyalty_tier,
         created_after: filter.created_after,
         created_before: filter.created_before,
         search: filter.q.filter(|q| !q.trim().is_empty()),
     };
-    let (rows, total) = service::customers::list(&infra, &principal.tenant, &filter, page, limit).await?;
+    let (rows, total) =
+        service::customers::list(&infra, &principal.tenant, &filter, page, limit).await?;
     let data: Vec<CustomerData> = rows.into_iter().map(CustomerData::from).collect();
     Ok(HttpResponse::Ok().json(page_body(data, page, limit, total)))
 }
@@ -139,9 +149,18 @@ pub async fn list(
     ),
     security(("bearer" = []))
 )]
-pub async fn get(principal: Principal, infra: web::Data<Infra>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(READERS)?;
-    let row = service::customers::find(&infra, &principal.tenant, &CustomerRef::from_id_or_external(&id)).await?;
+    let row = service::customers::find(
+        &infra,
+        &principal.tenant,
+        &CustomerRef::from_id_or_external(&id),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(envelope("Customer retrieved.", CustomerData::from(row))))
 }
 
@@ -168,9 +187,18 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(&[Role::Ingest])?;
     let idempotency = Idempotency::from_request(&req, &body)?;
-    let patch = parse::<CustomerPatch>(body.into_inner())?.validate().map_err(ApiError::InvalidCustomer)?;
+    let patch = parse::<CustomerPatch>(body.into_inner())?
+        .validate()
+        .map_err(ApiError::InvalidCustomer)?;
     let reference = CustomerRef::from_id_or_external(&id);
-    let reply = service::customers::patch(&infra, &principal.tenant, idempotency.as_ref(), reference, patch).await?;
+    let reply = service::customers::patch(
+        &infra,
+        &principal.tenant,
+        idempotency.as_ref(),
+        reference,
+        patch,
+    )
+    .await?;
     Ok(respond(reply))
 }
 
@@ -186,8 +214,17 @@ pub async fn patch(
     ),
     security(("bearer" = []))
 )]
-pub async fn erase(principal: Principal, infra: web::Data<Infra>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn erase(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(&[Role::Ingest])?;
-    service::customers::erase(&infra, &principal.tenant, CustomerRef::from_id_or_external(&id)).await?;
+    service::customers::erase(
+        &infra,
+        &principal.tenant,
+        CustomerRef::from_id_or_external(&id),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

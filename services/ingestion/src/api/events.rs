@@ -9,7 +9,9 @@ use crate::domain::event::{EventInput, EventRejection};
 use crate::error::ApiError;
 use crate::service::{self, Idempotency};
 
-fn rejection(tenant: &str) -> impl Fn(EventInput) -> Result<crate::domain::event::ValidEvent, ApiError> + '_ {
+fn rejection(
+    tenant: &str,
+) -> impl Fn(EventInput) -> Result<crate::domain::event::ValidEvent, ApiError> + '_ {
     move |input| {
         input.validate(tenant).map_err(|r| match r {
             EventRejection::Invalid(errors) => ApiError::InvalidEvent(errors),
@@ -42,7 +44,9 @@ pub async fn track(
     principal.require_any(&[Role::Ingest])?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let event = rejection(principal.tenant.as_str())(parse(body.into_inner())?)?;
-    Ok(respond(service::events::track(&infra, &principal.tenant, idempotency.as_ref(), event).await?))
+    Ok(respond(
+        service::events::track(&infra, &principal.tenant, idempotency.as_ref(), event).await?,
+    ))
 }
 
 /// A batch of events: `{"events": [...]}`, up to 1,000.
@@ -73,5 +77,8 @@ pub async fn track_batch(
     let idempotency = Idempotency::from_request(&req, &body)?;
     let batch: EventsBatch = parse(body.into_inner())?;
     let items = batch_items::<EventInput, _>(batch.events, rejection(principal.tenant.as_str()))?;
-    Ok(respond(service::events::track_batch(&infra, &principal.tenant, idempotency.as_ref(), items).await?))
+    Ok(respond(
+        service::events::track_batch(&infra, &principal.tenant, idempotency.as_ref(), items)
+            .await?,
+    ))
 }

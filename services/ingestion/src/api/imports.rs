@@ -62,7 +62,11 @@ pub struct ImportData {
 impl From<JobRow> for ImportData {
     fn from(job: JobRow) -> Self {
         let progress = if job.total_rows == 0 {
-            if job.status == "completed" { 100.0 } else { 0.0 }
+            if job.status == "completed" {
+                100.0
+            } else {
+                0.0
+            }
         } else {
             ((job.processed_rows as f64 / job.total_rows as f64) * 10_000.0).round() / 100.0
         };
@@ -110,14 +114,23 @@ pub async fn upload(
         crate::domain::push(&mut errors, "type", "must be customers or orders");
         ApiError::InvalidQuery(errors)
     })?;
-    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !(content_type.starts_with("text/csv") || content_type.starts_with("application/octet-stream")) {
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(content_type.starts_with("text/csv")
+        || content_type.starts_with("application/octet-stream"))
+    {
         return Err(ApiError::InvalidHeader("Content-Type", "must be text/csv"));
     }
     // The request payload is tied to this worker thread; a small channel hands its
     // chunks to the Send stream the CSV reader needs, keeping back-pressure.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) }).boxed();
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    })
+    .boxed();
     let pump = async move {
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
@@ -127,7 +140,10 @@ pub async fn upload(
             }
         }
     };
-    let (job, ()) = futures_util::join!(service::imports::receive(&infra, &principal.tenant, kind, body), pump);
+    let (job, ()) = futures_util::join!(
+        service::imports::receive(&infra, &principal.tenant, kind, body),
+        pump
+    );
     Ok(HttpResponse::Accepted().json(envelope("Import received.", ImportData::from(job?))))
 }
 
@@ -140,7 +156,11 @@ pub async fn upload(
     responses((status = 200, body = ImportData), (status = 404, body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
-pub async fn get(principal: Principal, infra: web::Data<Infra>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(READERS)?;
     let job = service::imports::find(&infra, &principal.tenant, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(envelope("Import status.", ImportData::from(job))))
@@ -155,33 +175,46 @@ pub async fn get(principal: Principal, infra: web::Data<Infra>, id: web::Path<Uu
     responses((status = 200, description = "text/event-stream of ImportData"), (status = 404, body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
-pub async fn events(principal: Principal, infra: web::Data<Infra>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn events(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(READERS)?;
     let id = id.into_inner();
     // Fail fast with a 404 before the stream starts.
     service::imports::find(&infra, &principal.tenant, id).await?;
     let tenant = principal.tenant.clone();
     let state = (infra.into_inner(), tenant, None::<String>, false);
-    let stream = futures_util::stream::unfold(state, move |(infra, tenant, last, finished)| async move {
-        if finished {
-            return None;
-        }
-        loop {
-            let (event, body, done) = match service::imports::find(&infra, &tenant, id).await {
-                Ok(job) => {
-                    let done = matches!(job.status.as_str(), "completed" | "failed");
-                    let body = serde_json::to_string(&ImportData::from(job)).unwrap_or_default();
-                    (if done { "done" } else { "progress" }, body, done)
-                }
-                Err(error) => ("error", serde_json::json!({"error": error.to_string()}).to_string(), true),
-            };
-            if done || last.as_deref() != Some(body.as_str()) {
-                let frame = Bytes::from(format!("event: {event}\ndata: {body}\n\n"));
-                return Some((Ok::<_, actix_web::Error>(frame), (infra, tenant, Some(body), done)));
+    let stream =
+        futures_util::stream::unfold(state, move |(infra, tenant, last, finished)| async move {
+            if finished {
+                return None;
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    });
+            loop {
+                let (event, body, done) = match service::imports::find(&infra, &tenant, id).await {
+                    Ok(job) => {
+                        let done = matches!(job.status.as_str(), "completed" | "failed");
+                        let body =
+                            serde_json::to_string(&ImportData::from(job)).unwrap_or_default();
+                        (if done { "done" } else { "progress" }, body, done)
+                    }
+                    Err(error) => (
+                        "error",
+                        serde_json::json!({"error": error.to_string()}).to_string(),
+                        true,
+                    ),
+                };
+                if done || last.as_deref() != Some(body.as_str()) {
+                    let frame = Bytes::from(format!("event: {event}\ndata: {body}\n\n"));
+                    return Some((
+                        Ok::<_, actix_web::Error>(frame),
+                        (infra, tenant, Some(body), done),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
     Ok(HttpResponse::Ok()
         .insert_header(("content-type", "text/event-stream"))
         .insert_header(("cache-control", "no-cache"))
@@ -197,7 +230,11 @@ pub async fn events(principal: Principal, infra: web::Data<Infra>, id: web::Path
     responses((status = 200, description = "text/csv"), (status = 404, body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
-pub async fn rejections(principal: Principal, infra: web::Data<Infra>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn rejections(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(READERS)?;
     let id = id.into_inner();
     let job = service::imports::find(&infra, &principal.tenant, id).await?;
@@ -205,35 +242,53 @@ pub async fn rejections(principal: Principal, infra: web::Data<Infra>, id: web::
     header.extend(job.header.iter().cloned());
     let first = csv_line(&header).await;
     let tenant = principal.tenant.clone();
-    let pages = futures_util::stream::unfold((infra.into_inner(), tenant, 0i64, false), move |(infra, tenant, after, done)| async move {
-        if done {
-            return None;
-        }
-        match service::imports::rejections(&infra, &tenant, id, after, 1_000).await {
-            Ok(page) if page.is_empty() => None,
-            Ok(page) => {
-                let last = page.last().map_or(after, |r| r.row_number);
-                let mut out = Vec::new();
-                for rejection in page {
-                    let mut record = vec![rejection.row_number.to_string(), rejection.reason];
-                    record.extend(rejection.fields);
-                    out.extend(csv_line(&record).await);
-                }
-                Some((Ok::<_, actix_web::Error>(Bytes::from(out)), (infra, tenant, last, false)))
+    let pages = futures_util::stream::unfold(
+        (infra.into_inner(), tenant, 0i64, false),
+        move |(infra, tenant, after, done)| async move {
+            if done {
+                return None;
             }
-            Err(error) => Some((Err(actix_web::error::ErrorInternalServerError(error.to_string())), (infra, tenant, after, true))),
-        }
-    });
-    let body = futures_util::stream::once(async move { Ok::<_, actix_web::Error>(Bytes::from(first)) }).chain(pages);
+            match service::imports::rejections(&infra, &tenant, id, after, 1_000).await {
+                Ok(page) if page.is_empty() => None,
+                Ok(page) => {
+                    let last = page.last().map_or(after, |r| r.row_number);
+                    let mut out = Vec::new();
+                    for rejection in page {
+                        let mut record = vec![rejection.row_number.to_string(), rejection.reason];
+                        record.extend(rejection.fields);
+                        out.extend(csv_line(&record).await);
+                    }
+                    Some((
+                        Ok::<_, actix_web::Error>(Bytes::from(out)),
+                        (infra, tenant, last, false),
+                    ))
+                }
+                Err(error) => Some((
+                    Err(actix_web::error::ErrorInternalServerError(
+                        error.to_string(),
+                    )),
+                    (infra, tenant, after, true),
+                )),
+            }
+        },
+    );
+    let body =
+        futures_util::stream::once(async move { Ok::<_, actix_web::Error>(Bytes::from(first)) })
+            .chain(pages);
     Ok(HttpResponse::Ok()
         .insert_header(("content-type", "text/csv; charset=utf-8"))
-        .insert_header(("content-disposition", format!("attachment; filename=\"import-{id}-rejections.csv\"")))
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"import-{id}-rejections.csv\""),
+        ))
         .streaming(body))
 }
 
 /// One CSV record with proper quoting.
 async fn csv_line(fields: &[String]) -> Vec<u8> {
-    let mut writer = csv_async::AsyncWriterBuilder::new().flexible(true).create_writer(Vec::new());
+    let mut writer = csv_async::AsyncWriterBuilder::new()
+        .flexible(true)
+        .create_writer(Vec::new());
     let _ = writer.write_record(fields).await;
     writer.into_inner().await.unwrap_or_default()
 }

@@ -16,7 +16,11 @@ const READERS: &[Role] = &[Role::Reader, Role::Ingest, Role::Marketer, Role::Ana
 
 fn status_error() -> ApiError {
     let mut errors = crate::domain::FieldErrors::new();
-    crate::domain::push(&mut errors, "status", "must be one of processing, shipped, delivered, cancelled, refunded");
+    crate::domain::push(
+        &mut errors,
+        "status",
+        "must be one of processing, shipped, delivered, cancelled, refunded",
+    );
     ApiError::InvalidOrder(errors)
 }
 
@@ -43,8 +47,12 @@ pub async fn place(
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(&[Role::Ingest])?;
     let idempotency = Idempotency::from_request(&req, &body)?;
-    let order = parse::<OrderInput>(body.into_inner())?.validate().map_err(ApiError::InvalidOrder)?;
-    Ok(respond(service::orders::place(&infra, &principal.tenant, idempotency.as_ref(), order).await?))
+    let order = parse::<OrderInput>(body.into_inner())?
+        .validate()
+        .map_err(ApiError::InvalidOrder)?;
+    Ok(respond(
+        service::orders::place(&infra, &principal.tenant, idempotency.as_ref(), order).await?,
+    ))
 }
 
 /// A batch of orders: `{"orders": [...]}`, up to 1,000.
@@ -74,8 +82,13 @@ pub async fn place_batch(
     principal.require_any(&[Role::Ingest])?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let batch: OrdersBatch = parse(body.into_inner())?;
-    let items = batch_items::<OrderInput, _>(batch.orders, |input| input.validate().map_err(ApiError::InvalidOrder))?;
-    Ok(respond(service::orders::place_batch(&infra, &principal.tenant, idempotency.as_ref(), items).await?))
+    let items = batch_items::<OrderInput, _>(batch.orders, |input| {
+        input.validate().map_err(ApiError::InvalidOrder)
+    })?;
+    Ok(respond(
+        service::orders::place_batch(&infra, &principal.tenant, idempotency.as_ref(), items)
+            .await?,
+    ))
 }
 
 /// Filters of `GET /orders`.
@@ -108,7 +121,15 @@ pub async fn list(
         None => None,
         Some(raw) => Some(OrderStatus::parse(raw).ok_or_else(status_error)?),
     };
-    let (data, total) = service::orders::list(&infra, &principal.tenant, filter.customer_id, status, page, limit).await?;
+    let (data, total) = service::orders::list(
+        &infra,
+        &principal.tenant,
+        filter.customer_id,
+        status,
+        page,
+        limit,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page_body(data, page, limit, total)))
 }
 
@@ -124,7 +145,11 @@ pub async fn list(
     ),
     security(("bearer" = []))
 )]
-pub async fn get(principal: Principal, infra: web::Data<Infra>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(READERS)?;
     let data = service::orders::find(&infra, &principal.tenant, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(envelope("Order retrieved.", data)))
@@ -155,5 +180,14 @@ pub async fn set_status(
     let idempotency = Idempotency::from_request(&req, &body)?;
     let patch: OrderStatusPatch = parse(body.into_inner())?;
     let status = OrderStatus::parse(patch.status.trim()).ok_or_else(status_error)?;
-    Ok(respond(service::orders::set_status(&infra, &principal.tenant, idempotency.as_ref(), id.into_inner(), status).await?))
+    Ok(respond(
+        service::orders::set_status(
+            &infra,
+            &principal.tenant,
+            idempotency.as_ref(),
+            id.into_inner(),
+            status,
+        )
+        .await?,
+    ))
 }

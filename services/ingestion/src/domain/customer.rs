@@ -143,7 +143,9 @@ impl CustomerInput {
                 super::push(&mut errors, "email", "is required");
                 None
             }
-            Some(raw) => Email::parse(raw).map_err(|e| super::push(&mut errors, "email", e)).ok(),
+            Some(raw) => Email::parse(raw)
+                .map_err(|e| super::push(&mut errors, "email", e))
+                .ok(),
         };
         let name = text(&mut errors, "name", self.name, true, 200);
         let phone = phone(&mut errors, self.phone);
@@ -152,7 +154,10 @@ impl CustomerInput {
         let last_name = text(&mut errors, "last_name", self.last_name, false, 100);
         let external_id = text(&mut errors, "external_id", self.external_id, false, 128);
         let loyalty_tier = text(&mut errors, "loyalty_tier", self.loyalty_tier, false, 64);
-        let attributes = attributes(&mut errors, self.attributes.unwrap_or_else(|| serde_json::json!({})));
+        let attributes = attributes(
+            &mut errors,
+            self.attributes.unwrap_or_else(|| serde_json::json!({})),
+        );
         not_in_future(&mut errors, "created_at", self.created_at);
         if !errors.is_empty() {
             return Err(errors);
@@ -186,16 +191,28 @@ impl AddressInput {
         let state = text(errors, "address.state", self.state, true, 100);
         let zip_code = text(errors, "address.zipCode", self.zip_code, true, 20);
         let country = text(errors, "address.country", self.country, true, 100);
-        Some(Address { street: street?, city: city?, state: state?, zip_code: zip_code?, country: country? })
+        Some(Address {
+            street: street?,
+            city: city?,
+            state: state?,
+            zip_code: zip_code?,
+            country: country?,
+        })
     }
 }
 
 fn phone(errors: &mut FieldErrors, value: Option<String>) -> Option<String> {
     let phone = text(errors, "phone", value, false, 32);
     if let Some(p) = &phone
-        && !p.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
+        && !p
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
     {
-        super::push(errors, "phone", "may contain only digits, spaces and + - ( ) .");
+        super::push(
+            errors,
+            "phone",
+            "may contain only digits, spaces and + - ( ) .",
+        );
     }
     phone
 }
@@ -299,16 +316,32 @@ impl CustomerPatch {
     pub fn validate(self) -> Result<ValidPatch, FieldErrors> {
         let mut errors = FieldErrors::new();
         let mut patch = ValidPatch {
-            name: self.name.and_then(|n| text(&mut errors, "name", Some(n), true, 200)),
-            email: self.email.and_then(|e| Email::parse(&e).map_err(|m| super::push(&mut errors, "email", m)).ok()),
+            name: self
+                .name
+                .and_then(|n| text(&mut errors, "name", Some(n), true, 200)),
+            email: self.email.and_then(|e| {
+                Email::parse(&e)
+                    .map_err(|m| super::push(&mut errors, "email", m))
+                    .ok()
+            }),
             ..ValidPatch::default()
         };
         patch.phone = self.phone.map(|p| phone(&mut errors, p));
-        patch.address = self.address.map(|a| a.and_then(|a| a.validate(&mut errors)));
-        patch.first_name = self.first_name.map(|v| text(&mut errors, "first_name", v, false, 100));
-        patch.last_name = self.last_name.map(|v| text(&mut errors, "last_name", v, false, 100));
-        patch.external_id = self.external_id.map(|v| text(&mut errors, "external_id", v, false, 128));
-        patch.loyalty_tier = self.loyalty_tier.map(|v| text(&mut errors, "loyalty_tier", v, false, 64));
+        patch.address = self
+            .address
+            .map(|a| a.and_then(|a| a.validate(&mut errors)));
+        patch.first_name = self
+            .first_name
+            .map(|v| text(&mut errors, "first_name", v, false, 100));
+        patch.last_name = self
+            .last_name
+            .map(|v| text(&mut errors, "last_name", v, false, 100));
+        patch.external_id = self
+            .external_id
+            .map(|v| text(&mut errors, "external_id", v, false, 128));
+        patch.loyalty_tier = self
+            .loyalty_tier
+            .map(|v| text(&mut errors, "loyalty_tier", v, false, 64));
         if let Some(map) = &self.attributes
             && serde_json::Value::Object(map.clone()).to_string().len() > 16 * 1024
         {
@@ -316,7 +349,11 @@ impl CustomerPatch {
         }
         patch.attributes = self.attributes;
         patch.consent = self.consent.unwrap_or_default();
-        if errors.is_empty() { Ok(patch) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(patch)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -355,7 +392,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        let parsed = serde_json::from_value::<CustomerInput>(serde_json::json!({"email": "a@b.co", "tenant_id": "x"}));
+        let parsed = serde_json::from_value::<CustomerInput>(
+            serde_json::json!({"email": "a@b.co", "tenant_id": "x"}),
+        );
         assert!(parsed.is_err());
     }
 }

@@ -8,8 +8,15 @@ use super::customer::{Email, not_in_future};
 use super::{CustomerRef, FieldErrors, push};
 
 /// The event types seed 004 names; any other snake_case name is a custom type.
-pub const KNOWN_TYPES: [&str; 7] =
-    ["page_view", "add_to_cart", "remove_from_cart", "purchase", "email_opened", "email_clicked", "campaign_converted"];
+pub const KNOWN_TYPES: [&str; 7] = [
+    "page_view",
+    "add_to_cart",
+    "remove_from_cart",
+    "purchase",
+    "email_opened",
+    "email_clicked",
+    "campaign_converted",
+];
 
 /// A tracked event. `tenant_id` is accepted for seed compatibility but the tenant is
 /// always the token's: a different value is refused.
@@ -74,19 +81,35 @@ impl EventInput {
             return Err(EventRejection::TenantMismatch);
         }
         let mut errors = FieldErrors::new();
-        let customer = match (self.customer_id, self.customer_external_id, self.customer_email) {
-            (Some(id), None, None) if !id.trim().is_empty() => Some(CustomerRef::from_id_or_external(id.trim())),
-            (None, Some(external), None) if !external.trim().is_empty() => Some(CustomerRef::External(external.trim().to_owned())),
+        let customer = match (
+            self.customer_id,
+            self.customer_external_id,
+            self.customer_email,
+        ) {
+            (Some(id), None, None) if !id.trim().is_empty() => {
+                Some(CustomerRef::from_id_or_external(id.trim()))
+            }
+            (None, Some(external), None) if !external.trim().is_empty() => {
+                Some(CustomerRef::External(external.trim().to_owned()))
+            }
             (None, None, Some(email)) => Email::parse(&email)
                 .map(|e| CustomerRef::Email(e.as_str().to_owned()))
                 .map_err(|m| push(&mut errors, "customer_email", m))
                 .ok(),
             (None, None, None) => {
-                push(&mut errors, "customer_id", "is required (or customer_external_id, or customer_email)");
+                push(
+                    &mut errors,
+                    "customer_id",
+                    "is required (or customer_external_id, or customer_email)",
+                );
                 None
             }
             _ => {
-                push(&mut errors, "customer_id", "give exactly one of customer_id, customer_external_id, customer_email");
+                push(
+                    &mut errors,
+                    "customer_id",
+                    "give exactly one of customer_id, customer_external_id, customer_email",
+                );
                 None
             }
         };
@@ -96,7 +119,11 @@ impl EventInput {
                 String::new()
             }
             Some(t) if !valid_type_name(&t) => {
-                push(&mut errors, "event_type", "must be a known type or a snake_case name (a-z, 0-9, _; at most 64)");
+                push(
+                    &mut errors,
+                    "event_type",
+                    "must be a known type or a snake_case name (a-z, 0-9, _; at most 64)",
+                );
                 t
             }
             Some(t) => t,
@@ -127,15 +154,21 @@ mod tests {
     #[test]
     fn custom_types_are_validated_and_foreign_tenants_refused() {
         let input = |json| serde_json::from_value::<EventInput>(json).expect("shape");
-        let ok = input(serde_json::json!({"customer_id": 12345, "event_type": "wishlist_add"})).validate("acme").expect("valid");
+        let ok = input(serde_json::json!({"customer_id": 12345, "event_type": "wishlist_add"}))
+            .validate("acme")
+            .expect("valid");
         assert_eq!(ok.customer, CustomerRef::External("12345".into()));
         assert!(KNOWN_TYPES.iter().all(|t| valid_type_name(t)));
         assert!(matches!(
-            input(serde_json::json!({"customer_id": "x", "event_type": "Bad Type!"})).validate("acme"),
+            input(serde_json::json!({"customer_id": "x", "event_type": "Bad Type!"}))
+                .validate("acme"),
             Err(EventRejection::Invalid(_))
         ));
         assert!(matches!(
-            input(serde_json::json!({"tenant_id": 56, "customer_id": "x", "event_type": "page_view"})).validate("acme"),
+            input(
+                serde_json::json!({"tenant_id": 56, "customer_id": "x", "event_type": "page_view"})
+            )
+            .validate("acme"),
             Err(EventRejection::TenantMismatch)
         ));
     }

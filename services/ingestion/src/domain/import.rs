@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use super::FieldErrors;
 use super::customer::{AddressInput, ConsentInput, CustomerInput, ValidCustomer};
 use super::order::{OrderInput, OrderItemInput, ValidOrder};
-use super::FieldErrors;
 
 /// What an import creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +39,36 @@ impl ImportKind {
     pub fn allowed_columns(self) -> &'static [&'static str] {
         match self {
             ImportKind::Customers => &[
-                "name", "email", "phone", "street", "city", "state", "zip_code", "country", "first_name", "last_name",
-                "external_id", "created_at", "loyalty_tier", "consent_email", "consent_sms", "consent_push",
+                "name",
+                "email",
+                "phone",
+                "street",
+                "city",
+                "state",
+                "zip_code",
+                "country",
+                "first_name",
+                "last_name",
+                "external_id",
+                "created_at",
+                "loyalty_tier",
+                "consent_email",
+                "consent_sms",
+                "consent_push",
             ],
             ImportKind::Orders => &[
-                "order_external_id", "customer_id", "customer_email", "customer_external_id", "ordered_at", "currency",
-                "status", "promo_code", "product_id", "name", "price", "quantity",
+                "order_external_id",
+                "customer_id",
+                "customer_email",
+                "customer_external_id",
+                "ordered_at",
+                "currency",
+                "status",
+                "promo_code",
+                "product_id",
+                "name",
+                "price",
+                "quantity",
             ],
         }
     }
@@ -53,7 +77,14 @@ impl ImportKind {
     pub fn required_columns(self) -> &'static [&'static str] {
         match self {
             ImportKind::Customers => &["name", "email"],
-            ImportKind::Orders => &["order_external_id", "currency", "product_id", "name", "price", "quantity"],
+            ImportKind::Orders => &[
+                "order_external_id",
+                "currency",
+                "product_id",
+                "name",
+                "price",
+                "quantity",
+            ],
         }
     }
 }
@@ -71,40 +102,75 @@ pub fn validate_header(kind: ImportKind, raw: &[String]) -> Result<Vec<String>, 
         .iter()
         .map(|c| {
             let c = c.trim().trim_start_matches('\u{feff}');
-            if c == "zipCode" { "zip_code".to_owned() } else { c.to_owned() }
+            if c == "zipCode" {
+                "zip_code".to_owned()
+            } else {
+                c.to_owned()
+            }
         })
         .collect();
     if header.len() > MAX_COLUMNS {
-        super::push(&mut errors, "header", format!("at most {MAX_COLUMNS} columns"));
+        super::push(
+            &mut errors,
+            "header",
+            format!("at most {MAX_COLUMNS} columns"),
+        );
     }
     for (index, column) in header.iter().enumerate() {
         if !kind.allowed_columns().contains(&column.as_str()) {
             super::push(&mut errors, "header", format!("unknown column {column:?}"));
         } else if header[..index].contains(column) {
-            super::push(&mut errors, "header", format!("duplicate column {column:?}"));
+            super::push(
+                &mut errors,
+                "header",
+                format!("duplicate column {column:?}"),
+            );
         }
     }
     for required in kind.required_columns() {
         if !header.iter().any(|c| c == required) {
-            super::push(&mut errors, "header", format!("missing required column {required:?}"));
+            super::push(
+                &mut errors,
+                "header",
+                format!("missing required column {required:?}"),
+            );
         }
     }
     if kind == ImportKind::Orders
-        && !["customer_id", "customer_email", "customer_external_id"].iter().any(|c| header.iter().any(|h| h == c))
+        && !["customer_id", "customer_email", "customer_external_id"]
+            .iter()
+            .any(|c| header.iter().any(|h| h == c))
     {
-        super::push(&mut errors, "header", "needs one of customer_id, customer_email, customer_external_id");
+        super::push(
+            &mut errors,
+            "header",
+            "needs one of customer_id, customer_email, customer_external_id",
+        );
     }
-    if errors.is_empty() { Ok(header) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(header)
+    } else {
+        Err(errors)
+    }
 }
 
 /// A row as column -> value (blank values are absent).
 fn row_map<'a>(header: &'a [String], fields: &'a [String]) -> BTreeMap<&'a str, &'a str> {
-    header.iter().map(String::as_str).zip(fields.iter().map(|f| f.trim())).filter(|(_, v)| !v.is_empty()).collect()
+    header
+        .iter()
+        .map(String::as_str)
+        .zip(fields.iter().map(|f| f.trim()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
 }
 
 /// Flattens field errors into one line for the rejection report.
 pub fn describe(errors: &FieldErrors) -> String {
-    errors.iter().map(|(field, problems)| format!("{field}: {}", problems.join(", "))).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(|(field, problems)| format!("{field}: {}", problems.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn boolean(value: Option<&&str>, column: &str, errors: &mut FieldErrors) -> bool {
@@ -134,7 +200,9 @@ pub fn customer_row(header: &[String], fields: &[String]) -> Result<ValidCustome
             }
         },
     };
-    let has_address = ["street", "city", "state", "zip_code", "country"].iter().any(|c| map.contains_key(c));
+    let has_address = ["street", "city", "state", "zip_code", "country"]
+        .iter()
+        .any(|c| map.contains_key(c));
     let consent = ConsentInput {
         email: boolean(map.get("consent_email"), "consent_email", &mut errors),
         sms: boolean(map.get("consent_sms"), "consent_sms", &mut errors),
@@ -171,24 +239,38 @@ pub fn customer_row(header: &[String], fields: &[String]) -> Result<ValidCustome
 
 /// The grouping key of an orders-file row.
 pub fn order_key(header: &[String], fields: &[String]) -> String {
-    header.iter().position(|c| c == "order_external_id").and_then(|i| fields.get(i)).map(|v| v.trim().to_owned()).unwrap_or_default()
+    header
+        .iter()
+        .position(|c| c == "order_external_id")
+        .and_then(|i| fields.get(i))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Rows of one order (same `order_external_id`) as a validated order.
 pub fn order_rows(header: &[String], rows: &[&[String]]) -> Result<ValidOrder, String> {
-    let Some(first) = rows.first() else { return Err("no rows".into()) };
+    let Some(first) = rows.first() else {
+        return Err("no rows".into());
+    };
     let head = row_map(header, first);
     let mut errors = FieldErrors::new();
     let number = |value: Option<&&str>, column: &str, errors: &mut FieldErrors| -> Option<i64> {
-        value.and_then(|v| v.parse::<i64>().map_err(|_| super::push(errors, column, "must be a whole number")).ok())
+        value.and_then(|v| {
+            v.parse::<i64>()
+                .map_err(|_| super::push(errors, column, "must be a whole number"))
+                .ok()
+        })
     };
     let mut items = Vec::new();
     let mut total = 0i64;
     for row in rows {
         let map = row_map(header, row);
         let price = number(map.get("price"), "price", &mut errors);
-        let quantity = number(map.get("quantity"), "quantity", &mut errors).and_then(|q| i32::try_from(q).ok());
-        let line = price.zip(quantity).and_then(|(p, q)| p.checked_mul(i64::from(q)));
+        let quantity = number(map.get("quantity"), "quantity", &mut errors)
+            .and_then(|q| i32::try_from(q).ok());
+        let line = price
+            .zip(quantity)
+            .and_then(|(p, q)| p.checked_mul(i64::from(q)));
         total = total.saturating_add(line.unwrap_or(0));
         items.push(OrderItemInput {
             product_id: map.get("product_id").map(|v| (*v).to_owned()),
@@ -237,19 +319,46 @@ mod tests {
 
     #[test]
     fn headers_refuse_unknown_and_missing_columns() {
-        assert!(validate_header(ImportKind::Customers, &strings(&["email", "name", "zipCode"])).is_ok());
-        let errors = validate_header(ImportKind::Customers, &strings(&["email", "is_admin"])).expect_err("bad header");
+        assert!(
+            validate_header(
+                ImportKind::Customers,
+                &strings(&["email", "name", "zipCode"])
+            )
+            .is_ok()
+        );
+        let errors = validate_header(ImportKind::Customers, &strings(&["email", "is_admin"]))
+            .expect_err("bad header");
         let problems = errors["header"].join(" | ");
-        assert!(problems.contains("unknown column \"is_admin\"") && problems.contains("missing required column \"name\""));
+        assert!(
+            problems.contains("unknown column \"is_admin\"")
+                && problems.contains("missing required column \"name\"")
+        );
     }
 
     #[test]
     fn rows_are_validated_like_the_api() {
         let header = strings(&["name", "email", "consent_email"]);
-        assert!(customer_row(&header, &strings(&["Ann", "ann@example.com", "yes"])).expect("valid").consent.email);
-        let reason = customer_row(&header, &strings(&["Ann", "nope", "maybe"])).expect_err("invalid");
-        assert!(reason.contains("email: Invalid email format") && reason.contains("consent_email"), "{reason}");
-        let header = strings(&["order_external_id", "customer_email", "currency", "product_id", "name", "price", "quantity"]);
+        assert!(
+            customer_row(&header, &strings(&["Ann", "ann@example.com", "yes"]))
+                .expect("valid")
+                .consent
+                .email
+        );
+        let reason =
+            customer_row(&header, &strings(&["Ann", "nope", "maybe"])).expect_err("invalid");
+        assert!(
+            reason.contains("email: Invalid email format") && reason.contains("consent_email"),
+            "{reason}"
+        );
+        let header = strings(&[
+            "order_external_id",
+            "customer_email",
+            "currency",
+            "product_id",
+            "name",
+            "price",
+            "quantity",
+        ]);
         let a = strings(&["o-1", "ann@example.com", "EUR", "p1", "Cup", "250", "2"]);
         let b = strings(&["o-1", "ann@example.com", "EUR", "p2", "Pot", "1000", "1"]);
         let order = order_rows(&header, &[&a, &b]).expect("valid");

@@ -16,11 +16,19 @@ pub fn push(errors: &mut FieldErrors, path: impl Into<String>, problem: impl Int
 }
 
 /// Trims `value`, treats blank as absent, and checks presence and length.
-pub fn text(errors: &mut FieldErrors, path: &str, value: Option<String>, required: bool, max: usize) -> Option<String> {
+pub fn text(
+    errors: &mut FieldErrors,
+    path: &str,
+    value: Option<String>,
+    required: bool,
+    max: usize,
+) -> Option<String> {
     let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     match &value {
         None if required => push(errors, path, "is required"),
-        Some(v) if v.chars().count() > max => push(errors, path, format!("must be at most {max} characters")),
+        Some(v) if v.chars().count() > max => {
+            push(errors, path, format!("must be at most {max} characters"))
+        }
         _ => {}
     }
     value
@@ -49,10 +57,12 @@ where
         Text(String),
         Number(serde_json::Number),
     }
-    Ok(Option::<Raw>::deserialize(deserializer)?.map(|raw| match raw {
-        Raw::Text(text) => text,
-        Raw::Number(number) => number.to_string(),
-    }))
+    Ok(
+        Option::<Raw>::deserialize(deserializer)?.map(|raw| match raw {
+            Raw::Text(text) => text,
+            Raw::Number(number) => number.to_string(),
+        }),
+    )
 }
 
 /// How a request names a customer: our id, the store's id, or the email.

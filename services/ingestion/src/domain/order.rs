@@ -74,8 +74,13 @@ pub enum OrderStatus {
 
 impl OrderStatus {
     /// Every status.
-    pub const ALL: [OrderStatus; 5] =
-        [OrderStatus::Processing, OrderStatus::Shipped, OrderStatus::Delivered, OrderStatus::Cancelled, OrderStatus::Refunded];
+    pub const ALL: [OrderStatus; 5] = [
+        OrderStatus::Processing,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+        OrderStatus::Refunded,
+    ];
 
     /// The stored and wire name.
     pub fn as_str(self) -> &'static str {
@@ -99,7 +104,9 @@ impl OrderStatus {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (Processing, Shipped | Delivered | Cancelled | Refunded) | (Shipped, Delivered | Cancelled | Refunded) | (Delivered, Refunded)
+            (Processing, Shipped | Delivered | Cancelled | Refunded)
+                | (Shipped, Delivered | Cancelled | Refunded)
+                | (Delivered, Refunded)
         )
     }
 }
@@ -144,8 +151,14 @@ impl OrderInput {
     /// Validates every rule of the order, collecting all problems.
     pub fn validate(self) -> Result<ValidOrder, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let customer = match (self.customer_id, self.customer_email, self.customer_external_id) {
-            (Some(id), None, None) if !id.trim().is_empty() => Some(CustomerRef::from_id_or_external(id.trim())),
+        let customer = match (
+            self.customer_id,
+            self.customer_email,
+            self.customer_external_id,
+        ) {
+            (Some(id), None, None) if !id.trim().is_empty() => {
+                Some(CustomerRef::from_id_or_external(id.trim()))
+            }
             (None, Some(email), None) => Email::parse(&email)
                 .map(|e| CustomerRef::Email(e.as_str().to_owned()))
                 .map_err(|m| push(&mut errors, "customerEmail", m))
@@ -154,11 +167,19 @@ impl OrderInput {
                 Some(CustomerRef::External(external.trim().to_owned()))
             }
             (None, None, None) => {
-                push(&mut errors, "customerId", "is required (or customerEmail, or customerExternalId)");
+                push(
+                    &mut errors,
+                    "customerId",
+                    "is required (or customerEmail, or customerExternalId)",
+                );
                 None
             }
             _ => {
-                push(&mut errors, "customerId", "give exactly one of customerId, customerEmail, customerExternalId");
+                push(
+                    &mut errors,
+                    "customerId",
+                    "give exactly one of customerId, customerEmail, customerExternalId",
+                );
                 None
             }
         };
@@ -166,8 +187,14 @@ impl OrderInput {
         let mut items = Vec::new();
         match self.items {
             None => push(&mut errors, "items", "is required"),
-            Some(list) if list.is_empty() => push(&mut errors, "items", "must contain at least one item"),
-            Some(list) if list.len() > MAX_ITEMS => push(&mut errors, "items", format!("must contain at most {MAX_ITEMS} items")),
+            Some(list) if list.is_empty() => {
+                push(&mut errors, "items", "must contain at least one item")
+            }
+            Some(list) if list.len() > MAX_ITEMS => push(
+                &mut errors,
+                "items",
+                format!("must contain at most {MAX_ITEMS} items"),
+            ),
             Some(list) => {
                 for (index, item) in list.into_iter().enumerate() {
                     if let Some(item) = item.validate(index, &mut errors) {
@@ -176,7 +203,9 @@ impl OrderInput {
                 }
             }
         }
-        let sum = items.iter().try_fold(0i64, |acc, item| acc.checked_add(item.total));
+        let sum = items
+            .iter()
+            .try_fold(0i64, |acc, item| acc.checked_add(item.total));
         let total_amount = match self.total_amount {
             None => {
                 push(&mut errors, "totalAmount", "is required");
@@ -188,7 +217,11 @@ impl OrderInput {
             }
             Some(total) => {
                 if errors.keys().all(|k| !k.starts_with("items")) && sum != Some(total) {
-                    push(&mut errors, "totalAmount", format!("must equal the sum of item totals ({})", sum.unwrap_or(-1)));
+                    push(
+                        &mut errors,
+                        "totalAmount",
+                        format!("must equal the sum of item totals ({})", sum.unwrap_or(-1)),
+                    );
                 }
                 total
             }
@@ -207,16 +240,27 @@ impl OrderInput {
         let status = match self.status.as_deref().map(str::trim) {
             None => OrderStatus::Processing,
             Some(raw) => OrderStatus::parse(raw).unwrap_or_else(|| {
-                push(&mut errors, "status", "must be one of processing, shipped, delivered, cancelled, refunded");
+                push(
+                    &mut errors,
+                    "status",
+                    "must be one of processing, shipped, delivered, cancelled, refunded",
+                );
                 OrderStatus::Processing
             }),
         };
         not_in_future(&mut errors, "orderedAt", self.ordered_at);
-        let promo_code = text(&mut errors, "promoCode", self.promo_code, false, 64).map(|c| c.to_ascii_uppercase());
+        let promo_code = text(&mut errors, "promoCode", self.promo_code, false, 64)
+            .map(|c| c.to_ascii_uppercase());
         if let Some(code) = &promo_code
-            && !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && !code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            push(&mut errors, "promoCode", "may contain only letters, digits, '-' and '_'");
+            push(
+                &mut errors,
+                "promoCode",
+                "may contain only letters, digits, '-' and '_'",
+            );
         }
         match customer {
             Some(customer) if errors.is_empty() => Ok(ValidOrder {
@@ -266,20 +310,32 @@ impl OrderItemInput {
                 push(errors, path("total"), "is required");
                 None
             }
-            (Some(price), Some(quantity), Some(total)) => match price.checked_mul(i64::from(quantity)) {
-                Some(expected) if expected == total => Some(total),
-                Some(expected) => {
-                    push(errors, path("total"), format!("must equal price x quantity ({expected})"));
-                    None
+            (Some(price), Some(quantity), Some(total)) => {
+                match price.checked_mul(i64::from(quantity)) {
+                    Some(expected) if expected == total => Some(total),
+                    Some(expected) => {
+                        push(
+                            errors,
+                            path("total"),
+                            format!("must equal price x quantity ({expected})"),
+                        );
+                        None
+                    }
+                    None => {
+                        push(errors, path("total"), "price x quantity overflows");
+                        None
+                    }
                 }
-                None => {
-                    push(errors, path("total"), "price x quantity overflows");
-                    None
-                }
-            },
+            }
             _ => None,
         };
-        Some(ValidItem { product_id: product_id?, name: name?, price: price?, quantity: quantity?, total: total? })
+        Some(ValidItem {
+            product_id: product_id?,
+            name: name?,
+            price: price?,
+            quantity: quantity?,
+            total: total?,
+        })
     }
 }
 
@@ -296,7 +352,9 @@ mod tests {
     use super::*;
 
     fn order(json: serde_json::Value) -> Result<ValidOrder, FieldErrors> {
-        serde_json::from_value::<OrderInput>(json).expect("shape").validate()
+        serde_json::from_value::<OrderInput>(json)
+            .expect("shape")
+            .validate()
     }
 
     #[test]
@@ -307,7 +365,10 @@ mod tests {
             "totalAmount": 5000, "currency": "usd", "status": "delivered"
         }))
         .expect("valid");
-        assert_eq!((valid.currency.as_str(), valid.status, valid.total_amount), ("USD", OrderStatus::Delivered, 5000));
+        assert_eq!(
+            (valid.currency.as_str(), valid.status, valid.total_amount),
+            ("USD", OrderStatus::Delivered, 5000)
+        );
     }
 
     #[test]

@@ -10,26 +10,40 @@ use crate::store::events::EventRow;
 use crate::store::orders::{ItemRow, OrderRow};
 
 /// `customer.upserted.v1` for many customers in one statement.
-pub async fn customers_upserted(conn: &mut AsyncPgConnection, rows: &[CustomerRow]) -> diesel::QueryResult<()> {
+pub async fn customers_upserted(
+    conn: &mut AsyncPgConnection,
+    rows: &[CustomerRow],
+) -> diesel::QueryResult<()> {
     let events: Vec<OutgoingEvent> = rows.iter().map(customer_upserted_event).collect();
     mkt_bus::outbox::enqueue_many(conn, &events).await
 }
 
 /// `customer.upserted.v1` with the customer's full current state.
-pub async fn customer_upserted(conn: &mut AsyncPgConnection, row: &CustomerRow) -> diesel::QueryResult<()> {
+pub async fn customer_upserted(
+    conn: &mut AsyncPgConnection,
+    row: &CustomerRow,
+) -> diesel::QueryResult<()> {
     enqueue(conn, &customer_upserted_event(row)).await?;
     Ok(())
 }
 
 fn customer_upserted_event(row: &CustomerRow) -> OutgoingEvent {
-    let address = match (&row.street, &row.city, &row.state, &row.zip_code, &row.country) {
-        (Some(street), Some(city), Some(state), Some(zip_code), Some(country)) => Some(v1::Address {
-            street: street.clone(),
-            city: city.clone(),
-            state: state.clone(),
-            zip_code: zip_code.clone(),
-            country: country.clone(),
-        }),
+    let address = match (
+        &row.street,
+        &row.city,
+        &row.state,
+        &row.zip_code,
+        &row.country,
+    ) {
+        (Some(street), Some(city), Some(state), Some(zip_code), Some(country)) => {
+            Some(v1::Address {
+                street: street.clone(),
+                city: city.clone(),
+                state: state.clone(),
+                zip_code: zip_code.clone(),
+                country: country.clone(),
+            })
+        }
         _ => None,
     };
     let event = v1::CustomerUpserted {
@@ -46,7 +60,11 @@ fn customer_upserted_event(row: &CustomerRow) -> OutgoingEvent {
         updated_at: Some(mkt_contracts::timestamp(row.updated_at)),
         loyalty_tier: row.loyalty_tier.clone(),
         attributes_json: row.attributes.to_string(),
-        consent: Some(v1::Consent { email: row.consent_email, sms: row.consent_sms, push: row.consent_push }),
+        consent: Some(v1::Consent {
+            email: row.consent_email,
+            sms: row.consent_sms,
+            push: row.consent_push,
+        }),
         version: row.version,
     };
     OutgoingEvent {
@@ -110,8 +128,14 @@ fn order_message(order: &OrderRow, items: &[ItemRow]) -> v1::Order {
 
 /// `order.placed.v1`. Aggregate: the customer, so one customer's orders and their
 /// updates stay in order for consumers that aggregate per customer.
-pub async fn order_placed(conn: &mut AsyncPgConnection, order: &OrderRow, items: &[ItemRow]) -> diesel::QueryResult<()> {
-    let event = v1::OrderPlaced { order: Some(order_message(order, items)) };
+pub async fn order_placed(
+    conn: &mut AsyncPgConnection,
+    order: &OrderRow,
+    items: &[ItemRow],
+) -> diesel::QueryResult<()> {
+    let event = v1::OrderPlaced {
+        order: Some(order_message(order, items)),
+    };
     enqueue(
         conn,
         &OutgoingEvent {
@@ -132,7 +156,10 @@ pub async fn order_updated(
     items: &[ItemRow],
     previous_status: &str,
 ) -> diesel::QueryResult<()> {
-    let event = v1::OrderUpdated { order: Some(order_message(order, items)), previous_status: previous_status.to_owned() };
+    let event = v1::OrderUpdated {
+        order: Some(order_message(order, items)),
+        previous_status: previous_status.to_owned(),
+    };
     enqueue(
         conn,
         &OutgoingEvent {
@@ -147,7 +174,10 @@ pub async fn order_updated(
 }
 
 /// `behaviour.tracked.v1`.
-pub async fn behaviour_tracked(conn: &mut AsyncPgConnection, row: &EventRow) -> diesel::QueryResult<()> {
+pub async fn behaviour_tracked(
+    conn: &mut AsyncPgConnection,
+    row: &EventRow,
+) -> diesel::QueryResult<()> {
     let event = v1::BehaviourTracked {
         tenant_id: row.tenant_id.clone(),
         event_id: row.id.to_string(),

@@ -27,11 +27,19 @@ pub async fn upsert_in(
 }
 
 fn upsert_reply(row: CustomerRow, created: bool) -> Reply {
-    Reply::new(if created { 201 } else { 200 }, envelope("User data ingested successfully.", CustomerData::from(row)))
+    Reply::new(
+        if created { 201 } else { 200 },
+        envelope("User data ingested successfully.", CustomerData::from(row)),
+    )
 }
 
 /// Creates or updates by (tenant, email): 201 or 200 with seed 000's envelope.
-pub async fn upsert(infra: &Infra, tenant: &TenantId, idempotency: Option<&Idempotency>, customer: ValidCustomer) -> Result<Reply, ApiError> {
+pub async fn upsert(
+    infra: &Infra,
+    tenant: &TenantId,
+    idempotency: Option<&Idempotency>,
+    customer: ValidCustomer,
+) -> Result<Reply, ApiError> {
     let tenant_id = tenant.as_str().to_owned();
     execute(
         infra,
@@ -57,7 +65,11 @@ pub async fn upsert_batch(
     super::run_batch(infra, tenant, idempotency, items, upsert_item).await
 }
 
-fn upsert_item<'c>(conn: &'c mut diesel_async::AsyncPgConnection, tenant: &'c str, customer: ValidCustomer) -> BoxFuture<'c, Result<(u16, Uuid), ApiError>> {
+fn upsert_item<'c>(
+    conn: &'c mut diesel_async::AsyncPgConnection,
+    tenant: &'c str,
+    customer: ValidCustomer,
+) -> BoxFuture<'c, Result<(u16, Uuid), ApiError>> {
     Box::pin(async move {
         let (row, created) = upsert_in(conn, tenant, &customer).await?;
         Ok((if created { 201 } else { 200 }, row.id))
@@ -65,7 +77,11 @@ fn upsert_item<'c>(conn: &'c mut diesel_async::AsyncPgConnection, tenant: &'c st
 }
 
 /// One customer by id or external id.
-pub async fn find(infra: &Infra, tenant: &TenantId, reference: &CustomerRef) -> Result<CustomerRow, ApiError> {
+pub async fn find(
+    infra: &Infra,
+    tenant: &TenantId,
+    reference: &CustomerRef,
+) -> Result<CustomerRow, ApiError> {
     let mut conn = infra.pool.get().await?;
     customers::find_by_ref(&mut conn, tenant.as_str(), reference)
         .await?
@@ -73,9 +89,22 @@ pub async fn find(infra: &Infra, tenant: &TenantId, reference: &CustomerRef) -> 
 }
 
 /// A filtered page.
-pub async fn list(infra: &Infra, tenant: &TenantId, filter: &ListFilter, page: i64, limit: i64) -> Result<(Vec<CustomerRow>, i64), ApiError> {
+pub async fn list(
+    infra: &Infra,
+    tenant: &TenantId,
+    filter: &ListFilter,
+    page: i64,
+    limit: i64,
+) -> Result<(Vec<CustomerRow>, i64), ApiError> {
     let mut conn = infra.pool.get().await?;
-    Ok(customers::list(&mut conn, tenant.as_str(), filter, limit, (page - 1) * limit).await?)
+    Ok(customers::list(
+        &mut conn,
+        tenant.as_str(),
+        filter,
+        limit,
+        (page - 1) * limit,
+    )
+    .await?)
 }
 
 /// Applies a PATCH and emits the new state.
@@ -101,7 +130,10 @@ pub async fn patch(
                     .ok_or_else(|| ApiError::CustomerNotFound(reference.to_string()))?;
                 let row = customers::apply_patch(conn, &current, &patch).await?;
                 publish::customer_upserted(conn, &row).await?;
-                Ok(Reply::new(200, envelope("Customer updated.", CustomerData::from(row))))
+                Ok(Reply::new(
+                    200,
+                    envelope("Customer updated.", CustomerData::from(row)),
+                ))
             })
         }),
     )
@@ -109,7 +141,11 @@ pub async fn patch(
 }
 
 /// GDPR erasure: wipes the personal data here and tells every service to do the same.
-pub async fn erase(infra: &Infra, tenant: &TenantId, reference: CustomerRef) -> Result<Uuid, ApiError> {
+pub async fn erase(
+    infra: &Infra,
+    tenant: &TenantId,
+    reference: CustomerRef,
+) -> Result<Uuid, ApiError> {
     let tenant_id = tenant.as_str().to_owned();
     let reply = execute(
         infra,

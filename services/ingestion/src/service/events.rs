@@ -12,7 +12,11 @@ use crate::store::{customers, events};
 use crate::views::{EventData, envelope};
 
 /// Records one event within the caller's transaction; the customer must exist.
-pub async fn track_in(conn: &mut diesel_async::AsyncPgConnection, tenant: &str, event: &ValidEvent) -> Result<EventData, ApiError> {
+pub async fn track_in(
+    conn: &mut diesel_async::AsyncPgConnection,
+    tenant: &str,
+    event: &ValidEvent,
+) -> Result<EventData, ApiError> {
     let customer = customers::find_by_ref(conn, tenant, &event.customer)
         .await?
         .ok_or_else(|| ApiError::CustomerNotFound(event.customer.to_string()))?;
@@ -22,7 +26,12 @@ pub async fn track_in(conn: &mut diesel_async::AsyncPgConnection, tenant: &str, 
 }
 
 /// `POST /events`: 201.
-pub async fn track(infra: &Infra, tenant: &TenantId, idempotency: Option<&Idempotency>, event: ValidEvent) -> Result<Reply, ApiError> {
+pub async fn track(
+    infra: &Infra,
+    tenant: &TenantId,
+    idempotency: Option<&Idempotency>,
+    event: ValidEvent,
+) -> Result<Reply, ApiError> {
     let tenant_id = tenant.as_str().to_owned();
     execute(
         infra,
@@ -31,7 +40,10 @@ pub async fn track(infra: &Infra, tenant: &TenantId, idempotency: Option<&Idempo
         Box::new(move |conn| {
             Box::pin(async move {
                 let data = track_in(conn, &tenant_id, &event).await?;
-                Ok(Reply::new(201, envelope("Event tracked successfully", data)))
+                Ok(Reply::new(
+                    201,
+                    envelope("Event tracked successfully", data),
+                ))
             })
         }),
     )
@@ -48,6 +60,10 @@ pub async fn track_batch(
     super::run_batch(infra, tenant, idempotency, items, track_item).await
 }
 
-fn track_item<'c>(conn: &'c mut diesel_async::AsyncPgConnection, tenant: &'c str, event: ValidEvent) -> BoxFuture<'c, Result<(u16, uuid::Uuid), ApiError>> {
+fn track_item<'c>(
+    conn: &'c mut diesel_async::AsyncPgConnection,
+    tenant: &'c str,
+    event: ValidEvent,
+) -> BoxFuture<'c, Result<(u16, uuid::Uuid), ApiError>> {
     Box::pin(async move { Ok((201, track_in(conn, tenant, &event).await?.id)) })
 }

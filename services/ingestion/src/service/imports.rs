@@ -32,17 +32,28 @@ const LEASE_SECS: i64 = 120;
 
 /// Receives a CSV upload: validates the header, stages rows as they arrive, queues
 /// the job. Malformed rows are rejected into the report rather than failing the upload.
-pub async fn receive<S>(infra: &Infra, tenant: &TenantId, kind: ImportKind, body: S) -> Result<JobRow, ApiError>
+pub async fn receive<S>(
+    infra: &Infra,
+    tenant: &TenantId,
+    kind: ImportKind,
+    body: S,
+) -> Result<JobRow, ApiError>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
 {
     let reader = tokio_util::io::StreamReader::new(body);
-    let mut csv = csv_async::AsyncReaderBuilder::new().has_headers(false).flexible(true).create_reader(reader);
+    let mut csv = csv_async::AsyncReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .create_reader(reader);
     let mut records = csv.byte_records();
     let header = match records.next().await {
         None => return Err(ApiError::InvalidCsv("the file is empty".into())),
         Some(Err(e)) => return Err(ApiError::InvalidCsv(e.to_string())),
-        Some(Ok(record)) => record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect::<Vec<_>>(),
+        Some(Ok(record)) => record
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect::<Vec<_>>(),
     };
     let header = import::validate_header(kind, &header).map_err(ApiError::InvalidCsvHeader)?;
     let id = Uuid::now_v7();
@@ -58,28 +69,50 @@ where
         let record = match record {
             Ok(record) => record,
             Err(e) => {
-                failure = Some(ApiError::InvalidCsv(format!("the upload broke after row {row_number}: {e}")));
+                failure = Some(ApiError::InvalidCsv(format!(
+                    "the upload broke after row {row_number}: {e}"
+                )));
                 break;
             }
         };
         row_number += 1;
         if row_number > MAX_ROWS {
-            failure = Some(ApiError::InvalidCsv(format!("a file may have at most {MAX_ROWS} rows")));
+            failure = Some(ApiError::InvalidCsv(format!(
+                "a file may have at most {MAX_ROWS} rows"
+            )));
             break;
         }
-        let fields: Vec<String> = record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+        let fields: Vec<String> = record
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect();
         let problem = if record.iter().any(|f| std::str::from_utf8(f).is_err()) {
             Some("the row is not valid UTF-8".to_owned())
         } else if fields.len() != header.len() {
-            Some(format!("expected {} fields, found {}", header.len(), fields.len()))
+            Some(format!(
+                "expected {} fields, found {}",
+                header.len(),
+                fields.len()
+            ))
         } else if fields.iter().any(|f| f.len() > MAX_FIELD_BYTES) {
             Some(format!("a field is longer than {MAX_FIELD_BYTES} bytes"))
         } else {
             None
         };
         match problem {
-            Some(reason) => rejected.push(Rejection { tenant_id: tenant_id.clone(), job_id: id, row_number, reason, fields }),
-            None => staged.push(StagedRow { tenant_id: tenant_id.clone(), job_id: id, row_number, fields }),
+            Some(reason) => rejected.push(Rejection {
+                tenant_id: tenant_id.clone(),
+                job_id: id,
+                row_number,
+                reason,
+                fields,
+            }),
+            None => staged.push(StagedRow {
+                tenant_id: tenant_id.clone(),
+                job_id: id,
+                row_number,
+                fields,
+            }),
         }
         if staged.len() + rejected.len() >= CHUNK {
             flush(&mut conn, &mut staged, &mut rejected).await?;
@@ -87,19 +120,33 @@ where
     }
     flush(&mut conn, &mut staged, &mut rejected).await?;
     if let Some(error) = failure {
-        imports::set_status(&mut conn, &tenant_id, id, "failed", Some(&error.to_string())).await?;
+        imports::set_status(
+            &mut conn,
+            &tenant_id,
+            id,
+            "failed",
+            Some(&error.to_string()),
+        )
+        .await?;
         return Err(error);
     }
     imports::set_status(&mut conn, &tenant_id, id, "queued", None).await?;
-    imports::find(&mut conn, &tenant_id, id).await?.ok_or_else(|| ApiError::ImportNotFound(id.to_string()))
+    imports::find(&mut conn, &tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::ImportNotFound(id.to_string()))
 }
 
-async fn flush(conn: &mut AsyncPgConnection, staged: &mut Vec<StagedRow>, rejected: &mut Vec<Rejection>) -> Result<(), ApiError> {
+async fn flush(
+    conn: &mut AsyncPgConnection,
+    staged: &mut Vec<StagedRow>,
+    rejected: &mut Vec<Rejection>,
+) -> Result<(), ApiError> {
     if staged.is_empty() && rejected.is_empty() {
         return Ok(());
     }
     let received = (staged.len() + rejected.len()) as i64;
-    conn.transaction(async |conn| imports::stage(conn, staged, rejected, received).await).await?;
+    conn.transaction(async |conn| imports::stage(conn, staged, rejected, received).await)
+        .await?;
     staged.clear();
     rejected.clear();
     Ok(())
@@ -108,11 +155,19 @@ async fn flush(conn: &mut AsyncPgConnection, staged: &mut Vec<StagedRow>, reject
 /// One job of the tenant.
 pub async fn find(infra: &Infra, tenant: &TenantId, id: Uuid) -> Result<JobRow, ApiError> {
     let mut conn = infra.pool.get().await?;
-    imports::find(&mut conn, tenant.as_str(), id).await?.ok_or_else(|| ApiError::ImportNotFound(id.to_string()))
+    imports::find(&mut conn, tenant.as_str(), id)
+        .await?
+        .ok_or_else(|| ApiError::ImportNotFound(id.to_string()))
 }
 
 /// A page of the rejection report.
-pub async fn rejections(infra: &Infra, tenant: &TenantId, id: Uuid, after_row: i64, limit: i64) -> Result<Vec<Rejection>, ApiError> {
+pub async fn rejections(
+    infra: &Infra,
+    tenant: &TenantId,
+    id: Uuid,
+    after_row: i64,
+    limit: i64,
+) -> Result<Vec<Rejection>, ApiError> {
     let mut conn = infra.pool.get().await?;
     Ok(imports::rejections_after(&mut conn, tenant.as_str(), id, after_row, limit).await?)
 }
@@ -139,10 +194,14 @@ async fn run_worker(infra: Infra) {
 async fn run_one_job(infra: &Infra) -> Result<bool, ApiError> {
     let lease = chrono::Duration::seconds(LEASE_SECS);
     let mut conn = infra.pool.get().await?;
-    let Some(job) = conn.transaction(async |conn| imports::claim(conn, lease).await).await? else {
+    let Some(job) = conn
+        .transaction(async |conn| imports::claim(conn, lease).await)
+        .await?
+    else {
         return Ok(false);
     };
-    let kind = ImportKind::parse(&job.kind).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("job kind {}", job.kind)))?;
+    let kind = ImportKind::parse(&job.kind)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("job kind {}", job.kind)))?;
     tracing::info!(job = %job.id, kind = %job.kind, total = job.total_rows, "import job started");
     // Resumes after the last committed chunk when the job was taken over.
     let mut cursor = job.processed_through;
@@ -169,14 +228,27 @@ async fn run_one_job(infra: &Infra) -> Result<bool, ApiError> {
 }
 
 fn rejection(job: &JobRow, row: &StagedRow, reason: String) -> Rejection {
-    Rejection { tenant_id: job.tenant_id.clone(), job_id: job.id, row_number: row.row_number, reason, fields: row.fields.clone() }
+    Rejection {
+        tenant_id: job.tenant_id.clone(),
+        job_id: job.id,
+        row_number: row.row_number,
+        reason,
+        fields: row.fields.clone(),
+    }
 }
 
 /// Processes up to [`CHUNK`] customer rows after `cursor`; returns the new cursor, or
 /// `None` when none were left.
-async fn customers_chunk(conn: &mut AsyncPgConnection, job: &JobRow, cursor: i64, lease: chrono::Duration) -> Result<Option<i64>, ApiError> {
+async fn customers_chunk(
+    conn: &mut AsyncPgConnection,
+    job: &JobRow,
+    cursor: i64,
+    lease: chrono::Duration,
+) -> Result<Option<i64>, ApiError> {
     let rows = imports::next_rows(conn, &job.tenant_id, job.id, cursor, CHUNK as i64).await?;
-    let Some(last) = rows.last() else { return Ok(None) };
+    let Some(last) = rows.last() else {
+        return Ok(None);
+    };
     let through_row = last.row_number;
     let mut rejections = Vec::new();
     let mut valid = Vec::new();
@@ -191,7 +263,12 @@ async fn customers_chunk(conn: &mut AsyncPgConnection, job: &JobRow, cursor: i64
     for (index, (_, customer)) in valid.iter().enumerate() {
         last_of.insert(customer.email.as_str().to_owned(), index);
     }
-    let unique: Vec<_> = valid.iter().enumerate().filter(|(i, (_, c))| last_of.get(c.email.as_str()) == Some(i)).map(|(_, v)| v).collect();
+    let unique: Vec<_> = valid
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, c))| last_of.get(c.email.as_str()) == Some(i))
+        .map(|(_, v)| v)
+        .collect();
     let batch: Vec<_> = unique.iter().map(|(_, c)| c.clone()).collect();
     let together = conn
         .transaction(async |conn| {
@@ -218,13 +295,27 @@ async fn customers_chunk(conn: &mut AsyncPgConnection, job: &JobRow, cursor: i64
     }
     let rejected = rejections.len() as i64;
     imports::insert_rejections(conn, &rejections).await?;
-    imports::finish_chunk(conn, &job.tenant_id, job.id, through_row, rows.len() as i64 - rejected, rejected, lease).await?;
+    imports::finish_chunk(
+        conn,
+        &job.tenant_id,
+        job.id,
+        through_row,
+        rows.len() as i64 - rejected,
+        rejected,
+        lease,
+    )
+    .await?;
     Ok(Some(through_row))
 }
 
 /// Processes the orders of up to [`CHUNK`] rows after `cursor` (whole orders only);
 /// returns the new cursor, or `None` when none were left.
-async fn orders_chunk(conn: &mut AsyncPgConnection, job: &JobRow, cursor: i64, lease: chrono::Duration) -> Result<Option<i64>, ApiError> {
+async fn orders_chunk(
+    conn: &mut AsyncPgConnection,
+    job: &JobRow,
+    cursor: i64,
+    lease: chrono::Duration,
+) -> Result<Option<i64>, ApiError> {
     let mut rows = imports::next_rows(conn, &job.tenant_id, job.id, cursor, CHUNK as i64).await?;
     if rows.is_empty() {
         return Ok(None);
@@ -232,8 +323,14 @@ async fn orders_chunk(conn: &mut AsyncPgConnection, job: &JobRow, cursor: i64, l
     // Keep whole orders: when the chunk is full, its last order may continue in the
     // next rows, so it waits for the next chunk (unless it is the only one).
     if rows.len() == CHUNK {
-        let last_key = rows.last().map(|r| import::order_key(&job.header, &r.fields)).unwrap_or_default();
-        let keep = rows.iter().rposition(|r| import::order_key(&job.header, &r.fields) != last_key).map_or(rows.len(), |i| i + 1);
+        let last_key = rows
+            .last()
+            .map(|r| import::order_key(&job.header, &r.fields))
+            .unwrap_or_default();
+        let keep = rows
+            .iter()
+            .rposition(|r| import::order_key(&job.header, &r.fields) != last_key)
+            .map_or(rows.len(), |i| i + 1);
         rows.truncate(keep);
     }
     let through_row = rows.last().map_or(0, |r| r.row_number);
@@ -241,7 +338,14 @@ async fn orders_chunk(conn: &mut AsyncPgConnection, job: &JobRow, cursor: i64, l
     for row in &rows {
         let key = import::order_key(&job.header, &row.fields);
         match groups.last_mut() {
-            Some(group) if !key.is_empty() && group.first().is_some_and(|g| import::order_key(&job.header, &g.fields) == key) => group.push(row),
+            Some(group)
+                if !key.is_empty()
+                    && group
+                        .first()
+                        .is_some_and(|g| import::order_key(&job.header, &g.fields) == key) =>
+            {
+                group.push(row)
+            }
             _ => groups.push(vec![row]),
         }
     }
@@ -251,7 +355,9 @@ async fn orders_chunk(conn: &mut AsyncPgConnection, job: &JobRow, cursor: i64, l
         let outcome = match import::order_rows(&job.header, &fields) {
             Err(reason) => Err(reason),
             Ok(order) => conn
-                .transaction(async |conn| super::orders::place_in(conn, &job.tenant_id, &order).await)
+                .transaction(async |conn| {
+                    super::orders::place_in(conn, &job.tenant_id, &order).await
+                })
                 .await
                 .map(|_| ())
                 .map_err(|error| error.info().message),
@@ -262,6 +368,15 @@ async fn orders_chunk(conn: &mut AsyncPgConnection, job: &JobRow, cursor: i64, l
     }
     let rejected = rejections.len() as i64;
     imports::insert_rejections(conn, &rejections).await?;
-    imports::finish_chunk(conn, &job.tenant_id, job.id, through_row, rows.len() as i64 - rejected, rejected, lease).await?;
+    imports::finish_chunk(
+        conn,
+        &job.tenant_id,
+        job.id,
+        through_row,
+        rows.len() as i64 - rejected,
+        rejected,
+        lease,
+    )
+    .await?;
     Ok(Some(through_row))
 }

@@ -34,7 +34,11 @@ pub struct Reply {
 impl Reply {
     /// A fresh reply.
     pub fn new(status: u16, body: serde_json::Value) -> Self {
-        Self { status, body, replayed: false }
+        Self {
+            status,
+            body,
+            replayed: false,
+        }
     }
 }
 
@@ -49,11 +53,21 @@ pub struct Idempotency {
 
 impl Idempotency {
     /// Reads the header, if any. Keys are 1-255 visible ASCII characters.
-    pub fn from_request(req: &HttpRequest, body: &serde_json::Value) -> Result<Option<Self>, ApiError> {
-        let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
-        let key = value.to_str().map_err(|_| ApiError::InvalidHeader("Idempotency-Key", "must be visible ASCII"))?;
+    pub fn from_request(
+        req: &HttpRequest,
+        body: &serde_json::Value,
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(value) = req.headers().get("idempotency-key") else {
+            return Ok(None);
+        };
+        let key = value
+            .to_str()
+            .map_err(|_| ApiError::InvalidHeader("Idempotency-Key", "must be visible ASCII"))?;
         if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ApiError::InvalidHeader("Idempotency-Key", "must be 1-255 visible ASCII characters"));
+            return Err(ApiError::InvalidHeader(
+                "Idempotency-Key",
+                "must be 1-255 visible ASCII characters",
+            ));
         }
         // serde_json's maps are ordered by key, so the same JSON in another key order or
         // spacing has the same fingerprint.
@@ -63,18 +77,34 @@ impl Idempotency {
         hasher.update(req.path());
         hasher.update(b"\n");
         hasher.update(body.to_string());
-        let request_hash = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Some(Self { key: key.to_owned(), request_hash }))
+        let request_hash = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Some(Self {
+            key: key.to_owned(),
+            request_hash,
+        }))
     }
 }
 
 /// A unit of work run inside the transaction.
-pub type Work<'a> = Box<dyn for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<Reply, ApiError>> + Send + 'a>;
+pub type Work<'a> = Box<
+    dyn for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<Reply, ApiError>>
+        + Send
+        + 'a,
+>;
 
 /// Runs `work` in one transaction, honouring an idempotency key: the same key and body
 /// replay the stored response; the same key with another body is 422. Only successful
 /// replies are stored (a failed request changed nothing and may simply be retried).
-pub async fn execute(infra: &Infra, tenant: &TenantId, idempotency: Option<&Idempotency>, work: Work<'_>) -> Result<Reply, ApiError> {
+pub async fn execute(
+    infra: &Infra,
+    tenant: &TenantId,
+    idempotency: Option<&Idempotency>,
+    work: Work<'_>,
+) -> Result<Reply, ApiError> {
     let mut conn = infra.pool.get().await?;
     let mut work = Some(work);
     // A concurrent request with the same key may commit between our lookup and our
@@ -83,12 +113,17 @@ pub async fn execute(infra: &Infra, tenant: &TenantId, idempotency: Option<&Idem
         let result = conn
             .transaction(async |conn| {
                 if let Some(idem) = idempotency
-                    && let Some(stored) = crate::store::idempotency::find(conn, tenant.as_str(), &idem.key).await?
+                    && let Some(stored) =
+                        crate::store::idempotency::find(conn, tenant.as_str(), &idem.key).await?
                 {
                     if stored.request_hash != idem.request_hash {
                         return Err(ApiError::IdempotencyMismatch);
                     }
-                    return Ok(Reply { status: stored.status_code as u16, body: stored.response_body, replayed: true });
+                    return Ok(Reply {
+                        status: stored.status_code as u16,
+                        body: stored.response_body,
+                        replayed: true,
+                    });
                 }
                 let work = work.take().ok_or(ApiError::Conflict(
                     "idempotency_in_progress",
@@ -96,14 +131,23 @@ pub async fn execute(infra: &Infra, tenant: &TenantId, idempotency: Option<&Idem
                 ))?;
                 let reply = work(conn).await?;
                 if let Some(idem) = idempotency {
-                    crate::store::idempotency::insert(conn, tenant.as_str(), &idem.key, &idem.request_hash, reply.status, &reply.body)
-                        .await?;
+                    crate::store::idempotency::insert(
+                        conn,
+                        tenant.as_str(),
+                        &idem.key,
+                        &idem.request_hash,
+                        reply.status,
+                        &reply.body,
+                    )
+                    .await?;
                 }
                 Ok(reply)
             })
             .await;
         match result {
-            Err(ApiError::Conflict("idempotency_in_progress", _)) if attempt == 0 && work.is_none() => {
+            Err(ApiError::Conflict("idempotency_in_progress", _))
+                if attempt == 0 && work.is_none() =>
+            {
                 // Our work rolled back; the other request's reply is stored now, and the
                 // retry can only replay it, never run the work again.
                 continue;
@@ -117,7 +161,10 @@ pub async fn execute(infra: &Infra, tenant: &TenantId, idempotency: Option<&Idem
             Err(error) => return Err(error),
         }
     }
-    Err(ApiError::Conflict("idempotency_in_progress", "A request with this Idempotency-Key is being processed; retry shortly."))
+    Err(ApiError::Conflict(
+        "idempotency_in_progress",
+        "A request with this Idempotency-Key is being processed; retry shortly.",
+    ))
 }
 
 /// One item's outcome in a batch response.
@@ -137,7 +184,11 @@ pub fn batch_item_error(index: usize, error: &ApiError) -> serde_json::Value {
 
 /// Applies one batch item on a connection inside its savepoint; returns the item's
 /// status and the id of what it wrote.
-pub type ApplyItem<T> = for<'c> fn(&'c mut AsyncPgConnection, &'c str, T) -> BoxFuture<'c, Result<(u16, uuid::Uuid), ApiError>>;
+pub type ApplyItem<T> = for<'c> fn(
+    &'c mut AsyncPgConnection,
+    &'c str,
+    T,
+) -> BoxFuture<'c, Result<(u16, uuid::Uuid), ApiError>>;
 
 /// Runs a batch in one transaction, each valid item in its own savepoint (a failing
 /// item rolls back alone), and answers per-item results in request order.
@@ -161,11 +212,14 @@ pub async fn run_batch<T: Send + 'static>(
                         Err(error) => Err(error),
                         Ok(value) => {
                             let tenant_id = tenant_id.clone();
-                            conn.transaction(async |conn| apply(conn, &tenant_id, value).await).await
+                            conn.transaction(async |conn| apply(conn, &tenant_id, value).await)
+                                .await
                         }
                     };
                     results.push(match outcome {
-                        Ok((status, id)) => serde_json::json!({"index": index, "status": status, "id": id}),
+                        Ok((status, id)) => {
+                            serde_json::json!({"index": index, "status": status, "id": id})
+                        }
                         Err(error) => batch_item_error(index, &error),
                     });
                 }

@@ -13,7 +13,11 @@ use crate::store::{customers, orders};
 use crate::views::{OrderData, envelope};
 
 /// Records an order within the caller's transaction; the customer must exist.
-pub async fn place_in(conn: &mut diesel_async::AsyncPgConnection, tenant: &str, order: &ValidOrder) -> Result<OrderData, ApiError> {
+pub async fn place_in(
+    conn: &mut diesel_async::AsyncPgConnection,
+    tenant: &str,
+    order: &ValidOrder,
+) -> Result<OrderData, ApiError> {
     let customer = customers::find_by_ref(conn, tenant, &order.customer)
         .await?
         .ok_or_else(|| ApiError::CustomerNotFound(order.customer.to_string()))?;
@@ -23,7 +27,12 @@ pub async fn place_in(conn: &mut diesel_async::AsyncPgConnection, tenant: &str, 
 }
 
 /// `POST /orders`: 201 with seed 000's envelope.
-pub async fn place(infra: &Infra, tenant: &TenantId, idempotency: Option<&Idempotency>, order: ValidOrder) -> Result<Reply, ApiError> {
+pub async fn place(
+    infra: &Infra,
+    tenant: &TenantId,
+    idempotency: Option<&Idempotency>,
+    order: ValidOrder,
+) -> Result<Reply, ApiError> {
     let tenant_id = tenant.as_str().to_owned();
     execute(
         infra,
@@ -32,7 +41,10 @@ pub async fn place(infra: &Infra, tenant: &TenantId, idempotency: Option<&Idempo
         Box::new(move |conn| {
             Box::pin(async move {
                 let data = place_in(conn, &tenant_id, &order).await?;
-                Ok(Reply::new(201, envelope("Order data ingested successfully.", data)))
+                Ok(Reply::new(
+                    201,
+                    envelope("Order data ingested successfully.", data),
+                ))
             })
         }),
     )
@@ -49,14 +61,20 @@ pub async fn place_batch(
     super::run_batch(infra, tenant, idempotency, items, place_item).await
 }
 
-fn place_item<'c>(conn: &'c mut diesel_async::AsyncPgConnection, tenant: &'c str, order: ValidOrder) -> BoxFuture<'c, Result<(u16, Uuid), ApiError>> {
+fn place_item<'c>(
+    conn: &'c mut diesel_async::AsyncPgConnection,
+    tenant: &'c str,
+    order: ValidOrder,
+) -> BoxFuture<'c, Result<(u16, Uuid), ApiError>> {
     Box::pin(async move { Ok((201, place_in(conn, tenant, &order).await?.id)) })
 }
 
 /// One order.
 pub async fn find(infra: &Infra, tenant: &TenantId, id: Uuid) -> Result<OrderData, ApiError> {
     let mut conn = infra.pool.get().await?;
-    let (order, items) = orders::find(&mut conn, tenant.as_str(), id, false).await?.ok_or_else(|| ApiError::OrderNotFound(id.to_string()))?;
+    let (order, items) = orders::find(&mut conn, tenant.as_str(), id, false)
+        .await?
+        .ok_or_else(|| ApiError::OrderNotFound(id.to_string()))?;
     Ok(OrderData::from_rows(order, items))
 }
 
@@ -70,13 +88,22 @@ pub async fn list(
     limit: i64,
 ) -> Result<(Vec<OrderData>, i64), ApiError> {
     let mut conn = infra.pool.get().await?;
-    let (rows, total) = orders::list(&mut conn, tenant.as_str(), customer, status, limit, (page - 1) * limit).await?;
+    let (rows, total) = orders::list(
+        &mut conn,
+        tenant.as_str(),
+        customer,
+        status,
+        limit,
+        (page - 1) * limit,
+    )
+    .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut items = orders::items_of(&mut conn, tenant.as_str(), &ids).await?;
     let data = rows
         .into_iter()
         .map(|row| {
-            let (mine, rest): (Vec<_>, Vec<_>) = items.drain(..).partition(|i| i.order_id == row.id);
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                items.drain(..).partition(|i| i.order_id == row.id);
             items = rest;
             OrderData::from_rows(row, mine)
         })
@@ -100,19 +127,30 @@ pub async fn set_status(
         idempotency,
         Box::new(move |conn| {
             Box::pin(async move {
-                let (current, items) =
-                    orders::find(conn, &tenant_id, id, true).await?.ok_or_else(|| ApiError::OrderNotFound(id.to_string()))?;
-                let previous = OrderStatus::parse(&current.status)
-                    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored status {:?}", current.status)))?;
+                let (current, items) = orders::find(conn, &tenant_id, id, true)
+                    .await?
+                    .ok_or_else(|| ApiError::OrderNotFound(id.to_string()))?;
+                let previous = OrderStatus::parse(&current.status).ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("stored status {:?}", current.status))
+                })?;
                 if previous == status {
-                    return Ok(Reply::new(200, envelope("Order unchanged.", OrderData::from_rows(current, items))));
+                    return Ok(Reply::new(
+                        200,
+                        envelope("Order unchanged.", OrderData::from_rows(current, items)),
+                    ));
                 }
                 if !previous.may_become(status) {
-                    return Err(ApiError::InvalidTransition { from: previous.as_str().into(), to: status.as_str().into() });
+                    return Err(ApiError::InvalidTransition {
+                        from: previous.as_str().into(),
+                        to: status.as_str().into(),
+                    });
                 }
                 let updated = orders::set_status(conn, &current, status).await?;
                 publish::order_updated(conn, &updated, &items, previous.as_str()).await?;
-                Ok(Reply::new(200, envelope("Order updated.", OrderData::from_rows(updated, items))))
+                Ok(Reply::new(
+                    200,
+                    envelope("Order updated.", OrderData::from_rows(updated, items)),
+                ))
             })
         }),
     )

@@ -89,14 +89,22 @@ struct NewCustomerRow<'a> {
 /// Inserts or updates by (tenant, email). Returns the row; `version == 1` means it was
 /// created. The sign-up time kept is the earliest known one, so a re-sent customer
 /// keeps its history while a backfill can move it earlier.
-pub async fn upsert(conn: &mut AsyncPgConnection, tenant: &str, customer: &ValidCustomer) -> QueryResult<CustomerRow> {
+pub async fn upsert(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    customer: &ValidCustomer,
+) -> QueryResult<CustomerRow> {
     let mut rows = upsert_many(conn, tenant, std::slice::from_ref(customer)).await?;
     rows.pop().ok_or(diesel::result::Error::NotFound)
 }
 
 /// Upserts many customers in one statement. Emails must be distinct within the call
 /// (Postgres cannot update one row twice in a statement); callers dedupe first.
-pub async fn upsert_many(conn: &mut AsyncPgConnection, tenant: &str, batch: &[ValidCustomer]) -> QueryResult<Vec<CustomerRow>> {
+pub async fn upsert_many(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    batch: &[ValidCustomer],
+) -> QueryResult<Vec<CustomerRow>> {
     let now = Utc::now();
     let rows: Vec<NewCustomerRow<'_>> = batch
         .iter()
@@ -132,7 +140,9 @@ pub async fn upsert_many(conn: &mut AsyncPgConnection, tenant: &str, batch: &[Va
         .on_conflict((customers::tenant_id, customers::email))
         .do_update()
         .set((
-            customers::external_id.eq(diesel::dsl::sql("COALESCE(excluded.external_id, customers.external_id)")),
+            customers::external_id.eq(diesel::dsl::sql(
+                "COALESCE(excluded.external_id, customers.external_id)",
+            )),
             customers::name.eq(excluded(customers::name)),
             customers::first_name.eq(excluded(customers::first_name)),
             customers::last_name.eq(excluded(customers::last_name)),
@@ -147,7 +157,9 @@ pub async fn upsert_many(conn: &mut AsyncPgConnection, tenant: &str, batch: &[Va
             customers::consent_email.eq(excluded(customers::consent_email)),
             customers::consent_sms.eq(excluded(customers::consent_sms)),
             customers::consent_push.eq(excluded(customers::consent_push)),
-            customers::created_at.eq(diesel::dsl::sql("LEAST(customers.created_at, excluded.created_at)")),
+            customers::created_at.eq(diesel::dsl::sql(
+                "LEAST(customers.created_at, excluded.created_at)",
+            )),
             customers::updated_at.eq(excluded(customers::updated_at)),
             customers::version.eq(customers::version + 1),
         ))
@@ -157,7 +169,11 @@ pub async fn upsert_many(conn: &mut AsyncPgConnection, tenant: &str, batch: &[Va
 }
 
 /// One customer of `tenant` by our id.
-pub async fn find(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> QueryResult<Option<CustomerRow>> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> QueryResult<Option<CustomerRow>> {
     customers::table
         .filter(customers::tenant_id.eq(tenant))
         .filter(customers::id.eq(id))
@@ -169,7 +185,11 @@ pub async fn find(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> Query
 }
 
 /// One customer of `tenant` by any reference (id, external id, email).
-pub async fn find_by_ref(conn: &mut AsyncPgConnection, tenant: &str, reference: &CustomerRef) -> QueryResult<Option<CustomerRow>> {
+pub async fn find_by_ref(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    reference: &CustomerRef,
+) -> QueryResult<Option<CustomerRow>> {
     let query = customers::table
         .filter(customers::tenant_id.eq(tenant))
         .filter(customers::erased_at.is_null())
@@ -207,7 +227,10 @@ pub async fn list(
     offset: i64,
 ) -> QueryResult<(Vec<CustomerRow>, i64)> {
     let build = || {
-        let mut query = customers::table.filter(customers::tenant_id.eq(tenant)).filter(customers::erased_at.is_null()).into_boxed();
+        let mut query = customers::table
+            .filter(customers::tenant_id.eq(tenant))
+            .filter(customers::erased_at.is_null())
+            .into_boxed();
         if let Some(email) = &filter.email {
             query = query.filter(customers::email.eq(email.clone()));
         }
@@ -221,8 +244,18 @@ pub async fn list(
             query = query.filter(customers::created_at.lt(before));
         }
         if let Some(search) = &filter.search {
-            let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-            query = query.filter(customers::name.ilike(pattern.clone()).or(customers::email.ilike(pattern)));
+            let pattern = format!(
+                "%{}%",
+                search
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            query = query.filter(
+                customers::name
+                    .ilike(pattern.clone())
+                    .or(customers::email.ilike(pattern)),
+            );
         }
         query
     };
@@ -238,7 +271,11 @@ pub async fn list(
 }
 
 /// Applies a validated patch to a locked row and bumps its version.
-pub async fn apply_patch(conn: &mut AsyncPgConnection, current: &CustomerRow, patch: &ValidPatch) -> QueryResult<CustomerRow> {
+pub async fn apply_patch(
+    conn: &mut AsyncPgConnection,
+    current: &CustomerRow,
+    patch: &ValidPatch,
+) -> QueryResult<CustomerRow> {
     let mut next = current.clone();
     if let Some(name) = &patch.name {
         next.name = name.clone();
@@ -282,34 +319,42 @@ pub async fn apply_patch(conn: &mut AsyncPgConnection, current: &CustomerRow, pa
     next.consent_email = patch.consent.email.unwrap_or(next.consent_email);
     next.consent_sms = patch.consent.sms.unwrap_or(next.consent_sms);
     next.consent_push = patch.consent.push.unwrap_or(next.consent_push);
-    diesel::update(customers::table.filter(customers::tenant_id.eq(&current.tenant_id)).filter(customers::id.eq(current.id)))
-        .set((
-            customers::name.eq(&next.name),
-            customers::email.eq(&next.email),
-            customers::phone.eq(&next.phone),
-            customers::street.eq(&next.street),
-            customers::city.eq(&next.city),
-            customers::state.eq(&next.state),
-            customers::zip_code.eq(&next.zip_code),
-            customers::country.eq(&next.country),
-            customers::first_name.eq(&next.first_name),
-            customers::last_name.eq(&next.last_name),
-            customers::external_id.eq(&next.external_id),
-            customers::loyalty_tier.eq(&next.loyalty_tier),
-            customers::attributes.eq(&next.attributes),
-            customers::consent_email.eq(next.consent_email),
-            customers::consent_sms.eq(next.consent_sms),
-            customers::consent_push.eq(next.consent_push),
-            customers::updated_at.eq(Utc::now()),
-            customers::version.eq(customers::version + 1),
-        ))
-        .returning(CustomerRow::as_returning())
-        .get_result(conn)
-        .await
+    diesel::update(
+        customers::table
+            .filter(customers::tenant_id.eq(&current.tenant_id))
+            .filter(customers::id.eq(current.id)),
+    )
+    .set((
+        customers::name.eq(&next.name),
+        customers::email.eq(&next.email),
+        customers::phone.eq(&next.phone),
+        customers::street.eq(&next.street),
+        customers::city.eq(&next.city),
+        customers::state.eq(&next.state),
+        customers::zip_code.eq(&next.zip_code),
+        customers::country.eq(&next.country),
+        customers::first_name.eq(&next.first_name),
+        customers::last_name.eq(&next.last_name),
+        customers::external_id.eq(&next.external_id),
+        customers::loyalty_tier.eq(&next.loyalty_tier),
+        customers::attributes.eq(&next.attributes),
+        customers::consent_email.eq(next.consent_email),
+        customers::consent_sms.eq(next.consent_sms),
+        customers::consent_push.eq(next.consent_push),
+        customers::updated_at.eq(Utc::now()),
+        customers::version.eq(customers::version + 1),
+    ))
+    .returning(CustomerRow::as_returning())
+    .get_result(conn)
+    .await
 }
 
 /// Locks one customer row for an update in the caller's transaction.
-pub async fn lock(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> QueryResult<Option<CustomerRow>> {
+pub async fn lock(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> QueryResult<Option<CustomerRow>> {
     customers::table
         .filter(customers::tenant_id.eq(tenant))
         .filter(customers::id.eq(id))
@@ -323,34 +368,47 @@ pub async fn lock(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> Query
 
 /// Wipes every personal field of the customer, deletes its behaviour events, and marks
 /// it erased. The row stays because orders (financial records) reference its id.
-pub async fn erase(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid, at: DateTime<Utc>) -> QueryResult<()> {
+pub async fn erase(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> QueryResult<()> {
     use super::schema::behaviour_events;
-    diesel::delete(behaviour_events::table.filter(behaviour_events::tenant_id.eq(tenant)).filter(behaviour_events::customer_id.eq(id)))
-        .execute(conn)
-        .await?;
-    diesel::update(customers::table.filter(customers::tenant_id.eq(tenant)).filter(customers::id.eq(id)))
-        .set((
-            customers::email.eq(format!("erased+{id}@invalid")),
-            customers::name.eq(""),
-            customers::external_id.eq(None::<String>),
-            customers::first_name.eq(None::<String>),
-            customers::last_name.eq(None::<String>),
-            customers::phone.eq(None::<String>),
-            customers::street.eq(None::<String>),
-            customers::city.eq(None::<String>),
-            customers::state.eq(None::<String>),
-            customers::zip_code.eq(None::<String>),
-            customers::country.eq(None::<String>),
-            customers::loyalty_tier.eq(None::<String>),
-            customers::attributes.eq(serde_json::json!({})),
-            customers::consent_email.eq(false),
-            customers::consent_sms.eq(false),
-            customers::consent_push.eq(false),
-            customers::updated_at.eq(at),
-            customers::erased_at.eq(at),
-            customers::version.eq(customers::version + 1),
-        ))
-        .execute(conn)
-        .await?;
+    diesel::delete(
+        behaviour_events::table
+            .filter(behaviour_events::tenant_id.eq(tenant))
+            .filter(behaviour_events::customer_id.eq(id)),
+    )
+    .execute(conn)
+    .await?;
+    diesel::update(
+        customers::table
+            .filter(customers::tenant_id.eq(tenant))
+            .filter(customers::id.eq(id)),
+    )
+    .set((
+        customers::email.eq(format!("erased+{id}@invalid")),
+        customers::name.eq(""),
+        customers::external_id.eq(None::<String>),
+        customers::first_name.eq(None::<String>),
+        customers::last_name.eq(None::<String>),
+        customers::phone.eq(None::<String>),
+        customers::street.eq(None::<String>),
+        customers::city.eq(None::<String>),
+        customers::state.eq(None::<String>),
+        customers::zip_code.eq(None::<String>),
+        customers::country.eq(None::<String>),
+        customers::loyalty_tier.eq(None::<String>),
+        customers::attributes.eq(serde_json::json!({})),
+        customers::consent_email.eq(false),
+        customers::consent_sms.eq(false),
+        customers::consent_push.eq(false),
+        customers::updated_at.eq(at),
+        customers::erased_at.eq(at),
+        customers::version.eq(customers::version + 1),
+    ))
+    .execute(conn)
+    .await?;
     Ok(())
 }

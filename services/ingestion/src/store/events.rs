@@ -29,7 +29,12 @@ pub struct EventRow {
 }
 
 /// Stores one event of `customer_id`.
-pub async fn insert(conn: &mut AsyncPgConnection, tenant: &str, customer_id: Uuid, event: &ValidEvent) -> QueryResult<EventRow> {
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    customer_id: Uuid,
+    event: &ValidEvent,
+) -> QueryResult<EventRow> {
     diesel::insert_into(behaviour_events::table)
         .values((
             behaviour_events::tenant_id.eq(tenant),

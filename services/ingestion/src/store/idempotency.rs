@@ -17,11 +17,19 @@ pub struct StoredResponse {
 }
 
 /// The stored response for (tenant, key), locked until the caller's transaction ends.
-pub async fn find(conn: &mut AsyncPgConnection, tenant: &str, key: &str) -> QueryResult<Option<StoredResponse>> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    key: &str,
+) -> QueryResult<Option<StoredResponse>> {
     idempotency_keys::table
         .filter(idempotency_keys::tenant_id.eq(tenant))
         .filter(idempotency_keys::key.eq(key))
-        .select((idempotency_keys::request_hash, idempotency_keys::status_code, idempotency_keys::response_body))
+        .select((
+            idempotency_keys::request_hash,
+            idempotency_keys::status_code,
+            idempotency_keys::response_body,
+        ))
         .for_update()
         .first(conn)
         .await

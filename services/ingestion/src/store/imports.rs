@@ -74,7 +74,13 @@ pub struct Rejection {
 }
 
 /// Creates a job in `receiving`.
-pub async fn create(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid, kind: &str, header: &[String]) -> QueryResult<()> {
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    id: Uuid,
+    kind: &str,
+    header: &[String],
+) -> QueryResult<()> {
     diesel::insert_into(import_jobs::table)
         .values((
             import_jobs::tenant_id.eq(tenant),
@@ -89,52 +95,89 @@ pub async fn create(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid, kind: 
 }
 
 /// Stages rows and upload-time rejections, and counts them into `total_rows`.
-pub async fn stage(conn: &mut AsyncPgConnection, rows: &[StagedRow], rejections: &[Rejection], received: i64) -> QueryResult<()> {
+pub async fn stage(
+    conn: &mut AsyncPgConnection,
+    rows: &[StagedRow],
+    rejections: &[Rejection],
+    received: i64,
+) -> QueryResult<()> {
     // Four bind parameters per row, well under Postgres' 65535 per statement.
     if !rows.is_empty() {
-        diesel::insert_into(import_rows::table).values(rows).execute(conn).await?;
+        diesel::insert_into(import_rows::table)
+            .values(rows)
+            .execute(conn)
+            .await?;
     }
     insert_rejections(conn, rejections).await?;
-    if let Some((tenant, job)) = rows.first().map(|r| (&r.tenant_id, r.job_id)).or(rejections.first().map(|r| (&r.tenant_id, r.job_id))) {
+    if let Some((tenant, job)) = rows
+        .first()
+        .map(|r| (&r.tenant_id, r.job_id))
+        .or(rejections.first().map(|r| (&r.tenant_id, r.job_id)))
+    {
         let rejected = rejections.len() as i64;
-        diesel::update(import_jobs::table.filter(import_jobs::tenant_id.eq(tenant)).filter(import_jobs::id.eq(job)))
-            .set((
-                import_jobs::total_rows.eq(import_jobs::total_rows + received),
-                import_jobs::processed_rows.eq(import_jobs::processed_rows + rejected),
-                import_jobs::rejected_rows.eq(import_jobs::rejected_rows + rejected),
-                import_jobs::updated_at.eq(Utc::now()),
-            ))
+        diesel::update(
+            import_jobs::table
+                .filter(import_jobs::tenant_id.eq(tenant))
+                .filter(import_jobs::id.eq(job)),
+        )
+        .set((
+            import_jobs::total_rows.eq(import_jobs::total_rows + received),
+            import_jobs::processed_rows.eq(import_jobs::processed_rows + rejected),
+            import_jobs::rejected_rows.eq(import_jobs::rejected_rows + rejected),
+            import_jobs::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records rejections.
+pub async fn insert_rejections(
+    conn: &mut AsyncPgConnection,
+    rejections: &[Rejection],
+) -> QueryResult<()> {
+    if !rejections.is_empty() {
+        diesel::insert_into(import_rejections::table)
+            .values(rejections)
+            .on_conflict_do_nothing()
             .execute(conn)
             .await?;
     }
     Ok(())
 }
 
-/// Records rejections.
-pub async fn insert_rejections(conn: &mut AsyncPgConnection, rejections: &[Rejection]) -> QueryResult<()> {
-    if !rejections.is_empty() {
-        diesel::insert_into(import_rejections::table).values(rejections).on_conflict_do_nothing().execute(conn).await?;
-    }
-    Ok(())
-}
-
 /// Sets a job's status (and `completed_at` for final ones).
-pub async fn set_status(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid, status: &str, error: Option<&str>) -> QueryResult<()> {
+pub async fn set_status(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    id: Uuid,
+    status: &str,
+    error: Option<&str>,
+) -> QueryResult<()> {
     let done = matches!(status, "completed" | "failed");
-    diesel::update(import_jobs::table.filter(import_jobs::tenant_id.eq(tenant)).filter(import_jobs::id.eq(id)))
-        .set((
-            import_jobs::status.eq(status),
-            import_jobs::error.eq(error),
-            import_jobs::updated_at.eq(Utc::now()),
-            import_jobs::completed_at.eq(done.then(Utc::now)),
-        ))
-        .execute(conn)
-        .await?;
+    diesel::update(
+        import_jobs::table
+            .filter(import_jobs::tenant_id.eq(tenant))
+            .filter(import_jobs::id.eq(id)),
+    )
+    .set((
+        import_jobs::status.eq(status),
+        import_jobs::error.eq(error),
+        import_jobs::updated_at.eq(Utc::now()),
+        import_jobs::completed_at.eq(done.then(Utc::now)),
+    ))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// One job of the tenant.
-pub async fn find(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> QueryResult<Option<JobRow>> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> QueryResult<Option<JobRow>> {
     import_jobs::table
         .filter(import_jobs::tenant_id.eq(tenant))
         .filter(import_jobs::id.eq(id))
@@ -146,13 +189,20 @@ pub async fn find(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> Query
 
 /// Claims the oldest runnable job (queued, or processing with an expired lease) for
 /// `lease`, skipping jobs other workers hold.
-pub async fn claim(conn: &mut AsyncPgConnection, lease: chrono::Duration) -> QueryResult<Option<JobRow>> {
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    lease: chrono::Duration,
+) -> QueryResult<Option<JobRow>> {
     let now = Utc::now();
     let candidate: Option<(String, Uuid)> = import_jobs::table
         .filter(
             import_jobs::status
                 .eq("queued")
-                .or(import_jobs::status.eq("processing").and(import_jobs::lease_until.lt(now).or(import_jobs::lease_until.is_null()))),
+                .or(import_jobs::status.eq("processing").and(
+                    import_jobs::lease_until
+                        .lt(now)
+                        .or(import_jobs::lease_until.is_null()),
+                )),
         )
         .order(import_jobs::created_at.asc())
         .select((import_jobs::tenant_id, import_jobs::id))
@@ -161,17 +211,33 @@ pub async fn claim(conn: &mut AsyncPgConnection, lease: chrono::Duration) -> Que
         .first(conn)
         .await
         .optional()?;
-    let Some((tenant, id)) = candidate else { return Ok(None) };
-    diesel::update(import_jobs::table.filter(import_jobs::tenant_id.eq(&tenant)).filter(import_jobs::id.eq(id)))
-        .set((import_jobs::status.eq("processing"), import_jobs::lease_until.eq(now + lease), import_jobs::updated_at.eq(now)))
-        .returning(JobRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
+    let Some((tenant, id)) = candidate else {
+        return Ok(None);
+    };
+    diesel::update(
+        import_jobs::table
+            .filter(import_jobs::tenant_id.eq(&tenant))
+            .filter(import_jobs::id.eq(id)),
+    )
+    .set((
+        import_jobs::status.eq("processing"),
+        import_jobs::lease_until.eq(now + lease),
+        import_jobs::updated_at.eq(now),
+    ))
+    .returning(JobRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
 }
 
 /// The staged rows of a job after `after_row`, in row order.
-pub async fn next_rows(conn: &mut AsyncPgConnection, tenant: &str, job: Uuid, after_row: i64, limit: i64) -> QueryResult<Vec<StagedRow>> {
+pub async fn next_rows(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    job: Uuid,
+    after_row: i64,
+    limit: i64,
+) -> QueryResult<Vec<StagedRow>> {
     import_rows::table
         .filter(import_rows::tenant_id.eq(tenant))
         .filter(import_rows::job_id.eq(job))
@@ -193,27 +259,47 @@ pub async fn finish_chunk(
     rejected: i64,
     lease: chrono::Duration,
 ) -> QueryResult<()> {
-    diesel::update(import_jobs::table.filter(import_jobs::tenant_id.eq(tenant)).filter(import_jobs::id.eq(job)))
-        .set((
-            import_jobs::processed_through.eq(through_row),
-            import_jobs::processed_rows.eq(import_jobs::processed_rows + succeeded + rejected),
-            import_jobs::succeeded_rows.eq(import_jobs::succeeded_rows + succeeded),
-            import_jobs::rejected_rows.eq(import_jobs::rejected_rows + rejected),
-            import_jobs::lease_until.eq(Utc::now() + lease),
-            import_jobs::updated_at.eq(Utc::now()),
-        ))
-        .execute(conn)
-        .await?;
+    diesel::update(
+        import_jobs::table
+            .filter(import_jobs::tenant_id.eq(tenant))
+            .filter(import_jobs::id.eq(job)),
+    )
+    .set((
+        import_jobs::processed_through.eq(through_row),
+        import_jobs::processed_rows.eq(import_jobs::processed_rows + succeeded + rejected),
+        import_jobs::succeeded_rows.eq(import_jobs::succeeded_rows + succeeded),
+        import_jobs::rejected_rows.eq(import_jobs::rejected_rows + rejected),
+        import_jobs::lease_until.eq(Utc::now() + lease),
+        import_jobs::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Drops a finished job's staged rows.
-pub async fn drop_staged(conn: &mut AsyncPgConnection, tenant: &str, job: Uuid) -> QueryResult<usize> {
-    diesel::delete(import_rows::table.filter(import_rows::tenant_id.eq(tenant)).filter(import_rows::job_id.eq(job))).execute(conn).await
+pub async fn drop_staged(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    job: Uuid,
+) -> QueryResult<usize> {
+    diesel::delete(
+        import_rows::table
+            .filter(import_rows::tenant_id.eq(tenant))
+            .filter(import_rows::job_id.eq(job)),
+    )
+    .execute(conn)
+    .await
 }
 
 /// A page of rejections after `after_row`, in row order.
-pub async fn rejections_after(conn: &mut AsyncPgConnection, tenant: &str, job: Uuid, after_row: i64, limit: i64) -> QueryResult<Vec<Rejection>> {
+pub async fn rejections_after(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    job: Uuid,
+    after_row: i64,
+    limit: i64,
+) -> QueryResult<Vec<Rejection>> {
     import_rejections::table
         .filter(import_rejections::tenant_id.eq(tenant))
         .filter(import_rejections::job_id.eq(job))

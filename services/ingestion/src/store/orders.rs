@@ -104,21 +104,40 @@ pub async fn insert(
             total: item.total,
         })
         .collect();
-    diesel::insert_into(order_items::table).values(&items).execute(conn).await?;
+    diesel::insert_into(order_items::table)
+        .values(&items)
+        .execute(conn)
+        .await?;
     Ok((row, items))
 }
 
 /// One order with its items.
-pub async fn find(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid, lock: bool) -> QueryResult<Option<(OrderRow, Vec<ItemRow>)>> {
-    let query = orders::table.filter(orders::tenant_id.eq(tenant)).filter(orders::id.eq(id)).select(OrderRow::as_select());
-    let order = if lock { query.for_update().first(conn).await.optional()? } else { query.first(conn).await.optional()? };
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    id: Uuid,
+    lock: bool,
+) -> QueryResult<Option<(OrderRow, Vec<ItemRow>)>> {
+    let query = orders::table
+        .filter(orders::tenant_id.eq(tenant))
+        .filter(orders::id.eq(id))
+        .select(OrderRow::as_select());
+    let order = if lock {
+        query.for_update().first(conn).await.optional()?
+    } else {
+        query.first(conn).await.optional()?
+    };
     let Some(order) = order else { return Ok(None) };
     let items = items_of(conn, tenant, &[order.id]).await?;
     Ok(Some((order, items)))
 }
 
 /// Items of several orders, in order position.
-pub async fn items_of(conn: &mut AsyncPgConnection, tenant: &str, ids: &[Uuid]) -> QueryResult<Vec<ItemRow>> {
+pub async fn items_of(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    ids: &[Uuid],
+) -> QueryResult<Vec<ItemRow>> {
     order_items::table
         .filter(order_items::tenant_id.eq(tenant))
         .filter(order_items::order_id.eq_any(ids))
@@ -138,7 +157,9 @@ pub async fn list(
     offset: i64,
 ) -> QueryResult<(Vec<OrderRow>, i64)> {
     let build = || {
-        let mut query = orders::table.filter(orders::tenant_id.eq(tenant)).into_boxed();
+        let mut query = orders::table
+            .filter(orders::tenant_id.eq(tenant))
+            .into_boxed();
         if let Some(customer) = customer {
             query = query.filter(orders::customer_id.eq(customer));
         }
@@ -159,10 +180,22 @@ pub async fn list(
 }
 
 /// Sets the status and bumps the version.
-pub async fn set_status(conn: &mut AsyncPgConnection, order: &OrderRow, status: OrderStatus) -> QueryResult<OrderRow> {
-    diesel::update(orders::table.filter(orders::tenant_id.eq(&order.tenant_id)).filter(orders::id.eq(order.id)))
-        .set((orders::status.eq(status.as_str()), orders::updated_at.eq(Utc::now()), orders::version.eq(orders::version + 1)))
-        .returning(OrderRow::as_returning())
-        .get_result(conn)
-        .await
+pub async fn set_status(
+    conn: &mut AsyncPgConnection,
+    order: &OrderRow,
+    status: OrderStatus,
+) -> QueryResult<OrderRow> {
+    diesel::update(
+        orders::table
+            .filter(orders::tenant_id.eq(&order.tenant_id))
+            .filter(orders::id.eq(order.id)),
+    )
+    .set((
+        orders::status.eq(status.as_str()),
+        orders::updated_at.eq(Utc::now()),
+        orders::version.eq(orders::version + 1),
+    ))
+    .returning(OrderRow::as_returning())
+    .get_result(conn)
+    .await
 }

@@ -37,14 +37,26 @@ pub struct PreviewInput {
     ),
     security(("bearer" = []))
 )]
-pub async fn preview(principal: Principal, infra: web::Data<Infra>, body: web::Json<PreviewInput>) -> Result<HttpResponse, ApiError> {
+pub async fn preview(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    body: web::Json<PreviewInput>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(READERS)?;
     let input = body.into_inner();
-    let (tree, _) = dialects::normalise(input.rules.as_ref(), input.criteria.as_ref()).map_err(ApiError::InvalidCriteria)?;
+    let (tree, _) = dialects::normalise(input.rules.as_ref(), input.criteria.as_ref())
+        .map_err(ApiError::InvalidCriteria)?;
     let predicate = sql::compile(&tree, chrono::Utc::now(), 2);
     let mut conn = infra.pool.get().await?;
     let count = segments::count(&mut conn, principal.tenant.as_str(), &predicate).await?;
-    let sample = segments::members(&mut conn, principal.tenant.as_str(), &predicate, input.sample_size.unwrap_or(10).clamp(0, 100), 0).await?;
+    let sample = segments::members(
+        &mut conn,
+        principal.tenant.as_str(),
+        &predicate,
+        input.sample_size.unwrap_or(10).clamp(0, 100),
+        0,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "success": true,
         "data": {"count": count, "sample_ids": sample, "audienceSize": count, "sampleUserIds": sample, "rules": tree},
@@ -131,34 +143,57 @@ async fn build(
     existing: Option<&store::saved::SegmentRow>,
 ) -> Result<store::saved::SegmentRow, ApiError> {
     let mut problems = serde_json::Map::new();
-    let name = input.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    let name = input
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
     if name.as_ref().is_none_or(|n| n.chars().count() > 200) {
-        problems.insert("name".into(), serde_json::json!(["is required (at most 200 characters)"]));
+        problems.insert(
+            "name".into(),
+            serde_json::json!(["is required (at most 200 characters)"]),
+        );
     }
-    let kind = input.kind.unwrap_or_else(|| existing.map_or("dynamic".into(), |e| e.kind.clone()));
+    let kind = input
+        .kind
+        .unwrap_or_else(|| existing.map_or("dynamic".into(), |e| e.kind.clone()));
     let now = chrono::Utc::now();
     let (rules, member_ids, count) = match kind.as_str() {
         "dynamic" => {
-            let (tree, _) = dialects::normalise(input.rules.as_ref(), input.criteria.as_ref()).map_err(ApiError::InvalidCriteria)?;
+            let (tree, _) = dialects::normalise(input.rules.as_ref(), input.criteria.as_ref())
+                .map_err(ApiError::InvalidCriteria)?;
             let predicate = sql::compile(&tree, now, 2);
             let count = segments::count(conn, tenant, &predicate).await?;
-            (Some(serde_json::to_value(&tree).map_err(|e| ApiError::Internal(e.into()))?), Vec::new(), count)
+            (
+                Some(serde_json::to_value(&tree).map_err(|e| ApiError::Internal(e.into()))?),
+                Vec::new(),
+                count,
+            )
         }
         "static" => {
             let ids = input.customer_ids.unwrap_or_default();
             if ids.len() > 100_000 {
-                problems.insert("customer_ids".into(), serde_json::json!(["at most 100000 ids"]));
+                problems.insert(
+                    "customer_ids".into(),
+                    serde_json::json!(["at most 100000 ids"]),
+                );
             }
             let count = store::saved::count_known(conn, tenant, &ids).await?;
             (None, ids, count)
         }
         _ => {
-            problems.insert("type".into(), serde_json::json!(["must be dynamic or static (imported segments come from CSV uploads)"]));
+            problems.insert(
+                "type".into(),
+                serde_json::json!([
+                    "must be dynamic or static (imported segments come from CSV uploads)"
+                ]),
+            );
             (None, Vec::new(), 0)
         }
     };
     if !problems.is_empty() {
-        return Err(ApiError::InvalidSegment(serde_json::Value::Object(problems)));
+        return Err(ApiError::InvalidSegment(serde_json::Value::Object(
+            problems,
+        )));
     }
     Ok(store::saved::SegmentRow {
         tenant_id: tenant.to_owned(),
@@ -168,7 +203,9 @@ async fn build(
         kind,
         rules,
         member_ids,
-        is_active: input.is_active.unwrap_or_else(|| existing.is_none_or(|e| e.is_active)),
+        is_active: input
+            .is_active
+            .unwrap_or_else(|| existing.is_none_or(|e| e.is_active)),
         cached_count: count,
         count_cached_at: Some(now),
         created_at: existing.map_or(now, |e| e.created_at),
@@ -185,10 +222,20 @@ async fn build(
     responses((status = 201, description = "Created, with cached_count"), (status = 400, body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
-pub async fn create(principal: Principal, infra: web::Data<Infra>, body: web::Json<SegmentInput>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    body: web::Json<SegmentInput>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(WRITERS)?;
     let mut conn = infra.pool.get().await?;
-    let row = build(&mut conn, principal.tenant.as_str(), body.into_inner(), None).await?;
+    let row = build(
+        &mut conn,
+        principal.tenant.as_str(),
+        body.into_inner(),
+        None,
+    )
+    .await?;
     store::saved::insert(&mut conn, &row).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "success": true, "message": format!("Segment \"{}\" created successfully.", row.name), "data": view(&row),
@@ -204,12 +251,23 @@ pub async fn create(principal: Principal, infra: web::Data<Infra>, body: web::Js
     responses((status = 200, description = "A page of segments")),
     security(("bearer" = []))
 )]
-pub async fn list(principal: Principal, infra: web::Data<Infra>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(READERS)?;
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let mut conn = infra.pool.get().await?;
-    let (rows, total) = store::saved::list(&mut conn, principal.tenant.as_str(), query.kind.as_deref(), limit, (page - 1) * limit).await?;
+    let (rows, total) = store::saved::list(
+        &mut conn,
+        principal.tenant.as_str(),
+        query.kind.as_deref(),
+        limit,
+        (page - 1) * limit,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "success": true, "data": rows.iter().map(view).collect::<Vec<_>>(),
         "pagination": {"page": page, "limit": limit, "total": total, "total_pages": (total + limit - 1) / limit},
@@ -225,10 +283,16 @@ pub async fn list(principal: Principal, infra: web::Data<Infra>, query: web::Que
     responses((status = 200, description = "The segment"), (status = 404, body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
-pub async fn get(principal: Principal, infra: web::Data<Infra>, id: web::Path<uuid::Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(READERS)?;
     let mut conn = infra.pool.get().await?;
-    let row = store::saved::find(&mut conn, principal.tenant.as_str(), *id).await?.ok_or_else(|| ApiError::SegmentNotFound(id.to_string()))?;
+    let row = store::saved::find(&mut conn, principal.tenant.as_str(), *id)
+        .await?
+        .ok_or_else(|| ApiError::SegmentNotFound(id.to_string()))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "data": view(&row)})))
 }
 
@@ -251,10 +315,14 @@ pub async fn replace(
     principal.require_any(WRITERS)?;
     let mut conn = infra.pool.get().await?;
     let tenant = principal.tenant.as_str();
-    let existing = store::saved::find(&mut conn, tenant, *id).await?.ok_or_else(|| ApiError::SegmentNotFound(id.to_string()))?;
+    let existing = store::saved::find(&mut conn, tenant, *id)
+        .await?
+        .ok_or_else(|| ApiError::SegmentNotFound(id.to_string()))?;
     let row = build(&mut conn, tenant, body.into_inner(), Some(&existing)).await?;
     store::saved::update(&mut conn, &row).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "message": "Segment updated.", "data": view(&row)})))
+    Ok(HttpResponse::Ok().json(
+        serde_json::json!({"success": true, "message": "Segment updated.", "data": view(&row)}),
+    ))
 }
 
 /// Delete a segment.
@@ -266,7 +334,11 @@ pub async fn replace(
     responses((status = 204, description = "Deleted"), (status = 404, body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
-pub async fn delete(principal: Principal, infra: web::Data<Infra>, id: web::Path<uuid::Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
     principal.require_any(WRITERS)?;
     let mut conn = infra.pool.get().await?;
     if store::saved::delete(&mut conn, principal.tenant.as_str(), *id).await? {

@@ -47,7 +47,9 @@ fn tenant_checked(header: &str, payload: &str) -> Result<(), HandlerError> {
     if header == payload {
         Ok(())
     } else {
-        Err(HandlerError::Permanent(format!("tenant header {header:?} does not match payload {payload:?}")))
+        Err(HandlerError::Permanent(format!(
+            "tenant header {header:?} does not match payload {payload:?}"
+        )))
     }
 }
 
@@ -55,7 +57,10 @@ fn customer_id(raw: &str) -> Result<Uuid, HandlerError> {
     Uuid::parse_str(raw).map_err(|e| HandlerError::Permanent(format!("bad customer_id: {e}")))
 }
 
-async fn customer_upserted(conn: &mut diesel_async::AsyncPgConnection, incoming: &Incoming) -> Result<(), HandlerError> {
+async fn customer_upserted(
+    conn: &mut diesel_async::AsyncPgConnection,
+    incoming: &Incoming,
+) -> Result<(), HandlerError> {
     let event = v1::CustomerUpserted::decode(incoming.payload.as_slice())?;
     tenant_checked(&incoming.tenant_id, &event.tenant_id)?;
     let address = event.address.unwrap_or_default();
@@ -72,21 +77,32 @@ async fn customer_upserted(conn: &mut diesel_async::AsyncPgConnection, incoming:
         zip_code: Some(address.zip_code).filter(|s| !s.is_empty()),
         country: Some(address.country).filter(|s| !s.is_empty()),
         loyalty_tier: event.loyalty_tier,
-        attributes: serde_json::from_str(&event.attributes_json).unwrap_or_else(|_| serde_json::json!({})),
+        attributes: serde_json::from_str(&event.attributes_json)
+            .unwrap_or_else(|_| serde_json::json!({})),
         consent_email: consent.email,
         consent_sms: consent.sms,
         consent_push: consent.push,
-        signed_up_at: event.created_at.as_ref().and_then(mkt_contracts::from_timestamp),
+        signed_up_at: event
+            .created_at
+            .as_ref()
+            .and_then(mkt_contracts::from_timestamp),
         version: event.version,
     };
     customer_profiles::apply_upsert(conn, &profile).await?;
     Ok(())
 }
 
-async fn customer_erased(conn: &mut diesel_async::AsyncPgConnection, incoming: &Incoming) -> Result<(), HandlerError> {
+async fn customer_erased(
+    conn: &mut diesel_async::AsyncPgConnection,
+    incoming: &Incoming,
+) -> Result<(), HandlerError> {
     let event = v1::CustomerErased::decode(incoming.payload.as_slice())?;
     tenant_checked(&incoming.tenant_id, &event.tenant_id)?;
-    let at = event.erased_at.as_ref().and_then(mkt_contracts::from_timestamp).unwrap_or_else(chrono::Utc::now);
+    let at = event
+        .erased_at
+        .as_ref()
+        .and_then(mkt_contracts::from_timestamp)
+        .unwrap_or_else(chrono::Utc::now);
     let customer = customer_id(&event.customer_id)?;
     customer_profiles::erase(conn, &event.tenant_id, customer, at).await?;
     events::delete_for(conn, &event.tenant_id, customer).await?;
@@ -101,7 +117,8 @@ async fn apply_order(
     let order = order.ok_or_else(|| HandlerError::Permanent("event without order".into()))?;
     tenant_checked(&incoming.tenant_id, &order.tenant_id)?;
     let state = OrderState {
-        order_id: Uuid::parse_str(&order.order_id).map_err(|e| HandlerError::Permanent(format!("bad order_id: {e}")))?,
+        order_id: Uuid::parse_str(&order.order_id)
+            .map_err(|e| HandlerError::Permanent(format!("bad order_id: {e}")))?,
         customer_id: customer_id(&order.customer_id)?,
         status: order.status,
         total_amount: order.total_amount,
@@ -121,24 +138,35 @@ async fn apply_order(
     Ok(())
 }
 
-async fn order_placed(conn: &mut diesel_async::AsyncPgConnection, incoming: &Incoming) -> Result<(), HandlerError> {
+async fn order_placed(
+    conn: &mut diesel_async::AsyncPgConnection,
+    incoming: &Incoming,
+) -> Result<(), HandlerError> {
     let event = v1::OrderPlaced::decode(incoming.payload.as_slice())?;
     apply_order(conn, incoming, event.order).await
 }
 
-async fn order_updated(conn: &mut diesel_async::AsyncPgConnection, incoming: &Incoming) -> Result<(), HandlerError> {
+async fn order_updated(
+    conn: &mut diesel_async::AsyncPgConnection,
+    incoming: &Incoming,
+) -> Result<(), HandlerError> {
     let event = v1::OrderUpdated::decode(incoming.payload.as_slice())?;
     apply_order(conn, incoming, event.order).await
 }
 
-async fn behaviour_tracked(conn: &mut diesel_async::AsyncPgConnection, incoming: &Incoming) -> Result<(), HandlerError> {
+async fn behaviour_tracked(
+    conn: &mut diesel_async::AsyncPgConnection,
+    incoming: &Incoming,
+) -> Result<(), HandlerError> {
     let event = v1::BehaviourTracked::decode(incoming.payload.as_slice())?;
     tenant_checked(&incoming.tenant_id, &event.tenant_id)?;
     let tracked = TrackedEvent {
-        event_id: Uuid::parse_str(&event.event_id).map_err(|e| HandlerError::Permanent(format!("bad event_id: {e}")))?,
+        event_id: Uuid::parse_str(&event.event_id)
+            .map_err(|e| HandlerError::Permanent(format!("bad event_id: {e}")))?,
         customer_id: customer_id(&event.customer_id)?,
         event_type: event.event_type,
-        properties: serde_json::from_str(&event.properties_json).unwrap_or_else(|_| serde_json::json!({})),
+        properties: serde_json::from_str(&event.properties_json)
+            .unwrap_or_else(|_| serde_json::json!({})),
         occurred_at: event
             .occurred_at
             .as_ref()

@@ -50,7 +50,10 @@ pub struct ProfileUpsert {
 
 /// Applies an upsert unless the stored version is newer or equal, or the customer was
 /// erased. Returns whether anything changed.
-pub async fn apply_upsert(conn: &mut AsyncPgConnection, profile: &ProfileUpsert) -> QueryResult<bool> {
+pub async fn apply_upsert(
+    conn: &mut AsyncPgConnection,
+    profile: &ProfileUpsert,
+) -> QueryResult<bool> {
     use customer_profiles::dsl as p;
     // Row-locked read first: the version check and the write must see the same row.
     let stored: Option<(i64, Option<DateTime<Utc>>)> = p::customer_profiles
@@ -94,7 +97,12 @@ pub async fn apply_upsert(conn: &mut AsyncPgConnection, profile: &ProfileUpsert)
 }
 
 /// Erases a profile's personal data and leaves a tombstone that blocks later upserts.
-pub async fn erase(conn: &mut AsyncPgConnection, tenant: &str, customer: Uuid, at: DateTime<Utc>) -> QueryResult<()> {
+pub async fn erase(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    customer: Uuid,
+    at: DateTime<Utc>,
+) -> QueryResult<()> {
     use customer_profiles::dsl as p;
     diesel::insert_into(customer_profiles::table)
         .values((

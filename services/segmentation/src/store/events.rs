@@ -27,14 +27,26 @@ pub struct TrackedEvent {
 
 /// Stores an event (a replay is a no-op).
 pub async fn insert(conn: &mut AsyncPgConnection, event: &TrackedEvent) -> QueryResult<()> {
-    diesel::insert_into(customer_events::table).values(event).on_conflict_do_nothing().execute(conn).await?;
+    diesel::insert_into(customer_events::table)
+        .values(event)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Deletes a customer's events (erasure).
-pub async fn delete_for(conn: &mut AsyncPgConnection, tenant: &str, customer: Uuid) -> QueryResult<()> {
-    diesel::delete(customer_events::table.filter(customer_events::tenant_id.eq(tenant)).filter(customer_events::customer_id.eq(customer)))
-        .execute(conn)
-        .await?;
+pub async fn delete_for(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    customer: Uuid,
+) -> QueryResult<()> {
+    diesel::delete(
+        customer_events::table
+            .filter(customer_events::tenant_id.eq(tenant))
+            .filter(customer_events::customer_id.eq(customer)),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }

@@ -3,6 +3,6 @@
 pub mod customer_profiles;
 pub mod events;
 pub mod orders;
-pub mod schema;
 pub mod saved;
+pub mod schema;
 pub mod segments;

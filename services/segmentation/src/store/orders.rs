@@ -49,18 +49,31 @@ pub async fn apply(conn: &mut AsyncPgConnection, order: &OrderState) -> QueryRes
         .values(order)
         .on_conflict((o::tenant_id, o::order_id))
         .do_update()
-        .set((o::status.eq(&order.status), o::total_amount.eq(order.total_amount), o::version.eq(order.version)))
+        .set((
+            o::status.eq(&order.status),
+            o::total_amount.eq(order.total_amount),
+            o::version.eq(order.version),
+        ))
         .execute(conn)
         .await?;
     Ok(true)
 }
 
 /// Count, net spend, first and last order of one customer.
-type OrderTotals = (i64, Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+type OrderTotals = (
+    i64,
+    Option<i64>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
 
 /// Recomputes a customer's order aggregates (refunds and cancellations excluded),
 /// creating a stub profile when the customer event has not arrived yet.
-pub async fn refresh_aggregates(conn: &mut AsyncPgConnection, tenant: &str, customer: Uuid) -> QueryResult<()> {
+pub async fn refresh_aggregates(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    customer: Uuid,
+) -> QueryResult<()> {
     use customer_orders::dsl as o;
     use customer_profiles::dsl as p;
     let counted = o::customer_orders
@@ -70,7 +83,9 @@ pub async fn refresh_aggregates(conn: &mut AsyncPgConnection, tenant: &str, cust
     let (count, spent, first, last): OrderTotals = counted
         .select((
             diesel::dsl::count_star(),
-            diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("sum(total_amount)::int8"),
+            diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
+                "sum(total_amount)::int8",
+            ),
             diesel::dsl::min(o::ordered_at),
             diesel::dsl::max(o::ordered_at),
         ))

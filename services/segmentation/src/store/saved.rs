@@ -39,21 +39,32 @@ pub struct SegmentRow {
 
 /// Stores a new segment.
 pub async fn insert(conn: &mut AsyncPgConnection, row: &SegmentRow) -> QueryResult<()> {
-    diesel::insert_into(segments::table).values(row).execute(conn).await?;
-    Ok(())
-}
-
-/// Replaces a segment's fields.
-pub async fn update(conn: &mut AsyncPgConnection, row: &SegmentRow) -> QueryResult<()> {
-    diesel::update(segments::table.filter(segments::tenant_id.eq(&row.tenant_id)).filter(segments::id.eq(row.id)))
-        .set(row)
+    diesel::insert_into(segments::table)
+        .values(row)
         .execute(conn)
         .await?;
     Ok(())
 }
 
+/// Replaces a segment's fields.
+pub async fn update(conn: &mut AsyncPgConnection, row: &SegmentRow) -> QueryResult<()> {
+    diesel::update(
+        segments::table
+            .filter(segments::tenant_id.eq(&row.tenant_id))
+            .filter(segments::id.eq(row.id)),
+    )
+    .set(row)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// One segment of the tenant.
-pub async fn find(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> QueryResult<Option<SegmentRow>> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> QueryResult<Option<SegmentRow>> {
     segments::table
         .filter(segments::tenant_id.eq(tenant))
         .filter(segments::id.eq(id))
@@ -64,9 +75,17 @@ pub async fn find(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> Query
 }
 
 /// A page of the tenant's segments, newest first, optionally of one kind, and the total.
-pub async fn list(conn: &mut AsyncPgConnection, tenant: &str, kind: Option<&str>, limit: i64, offset: i64) -> QueryResult<(Vec<SegmentRow>, i64)> {
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    kind: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<SegmentRow>, i64)> {
     let build = || {
-        let mut query = segments::table.filter(segments::tenant_id.eq(tenant)).into_boxed();
+        let mut query = segments::table
+            .filter(segments::tenant_id.eq(tenant))
+            .into_boxed();
         if let Some(kind) = kind {
             query = query.filter(segments::kind.eq(kind.to_owned()));
         }
@@ -85,12 +104,22 @@ pub async fn list(conn: &mut AsyncPgConnection, tenant: &str, kind: Option<&str>
 
 /// Deletes a segment; whether it existed.
 pub async fn delete(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> QueryResult<bool> {
-    let n = diesel::delete(segments::table.filter(segments::tenant_id.eq(tenant)).filter(segments::id.eq(id))).execute(conn).await?;
+    let n = diesel::delete(
+        segments::table
+            .filter(segments::tenant_id.eq(tenant))
+            .filter(segments::id.eq(id)),
+    )
+    .execute(conn)
+    .await?;
     Ok(n > 0)
 }
 
 /// How many of `ids` are live (not erased) customers of the tenant.
-pub async fn count_known(conn: &mut AsyncPgConnection, tenant: &str, ids: &[Uuid]) -> QueryResult<i64> {
+pub async fn count_known(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    ids: &[Uuid],
+) -> QueryResult<i64> {
     use super::schema::customer_profiles as p;
     p::table
         .filter(p::tenant_id.eq(tenant))

@@ -21,13 +21,20 @@ struct IdRow {
 }
 
 /// Builds `SELECT <select> FROM profiles WHERE tenant = $1 AND not erased AND <predicate> <tail>`.
-fn query<'a>(select: &str, tenant: &'a str, predicate: &'a Predicate, tail: &str) -> diesel::query_builder::BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery> {
+fn query<'a>(
+    select: &str,
+    tenant: &'a str,
+    predicate: &'a Predicate,
+    tail: &str,
+) -> diesel::query_builder::BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery> {
     let sql = format!(
         "SELECT {select} FROM customer_profiles p LEFT JOIN customer_scores s USING (tenant_id, customer_id) \
          WHERE p.tenant_id = $1 AND p.erased_at IS NULL AND {} {tail}",
         predicate.sql
     );
-    let mut query = diesel::sql_query(sql).into_boxed::<Pg>().bind::<Text, _>(tenant);
+    let mut query = diesel::sql_query(sql)
+        .into_boxed::<Pg>()
+        .bind::<Text, _>(tenant);
     for bind in &predicate.binds {
         query = match bind {
             Bind::Text(v) => query.bind::<Text, _>(v.clone()),
@@ -44,8 +51,14 @@ fn query<'a>(select: &str, tenant: &'a str, predicate: &'a Predicate, tail: &str
 }
 
 /// How many customers of `tenant` match (the predicate's parameters start at `$2`).
-pub async fn count(conn: &mut AsyncPgConnection, tenant: &str, predicate: &Predicate) -> diesel::QueryResult<i64> {
-    let row: CountRow = query("count(*) AS count", tenant, predicate, "").get_result(conn).await?;
+pub async fn count(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    predicate: &Predicate,
+) -> diesel::QueryResult<i64> {
+    let row: CountRow = query("count(*) AS count", tenant, predicate, "")
+        .get_result(conn)
+        .await?;
     Ok(row.count)
 }
 
@@ -57,7 +70,13 @@ pub async fn members(
     limit: i64,
     offset: i64,
 ) -> diesel::QueryResult<Vec<Uuid>> {
-    let tail = format!("ORDER BY p.customer_id LIMIT {} OFFSET {}", limit.clamp(0, 10_000), offset.max(0));
-    let rows: Vec<IdRow> = query("p.customer_id", tenant, predicate, &tail).load(conn).await?;
+    let tail = format!(
+        "ORDER BY p.customer_id LIMIT {} OFFSET {}",
+        limit.clamp(0, 10_000),
+        offset.max(0)
+    );
+    let rows: Vec<IdRow> = query("p.customer_id", tenant, predicate, &tail)
+        .load(conn)
+        .await?;
     Ok(rows.into_iter().map(|r| r.customer_id).collect())
 }

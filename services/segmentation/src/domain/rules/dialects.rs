@@ -64,10 +64,19 @@ fn canonicalise(group: &mut Group) {
 }
 
 fn shape_error(path: &str, message: impl Into<String>) -> Vec<RuleError> {
-    vec![RuleError { path: path.to_owned(), message: message.into() }]
+    vec![RuleError {
+        path: path.to_owned(),
+        message: message.into(),
+    }]
 }
 
-fn condition(id: String, field: &str, operator: &str, value: Option<Value>, value2: Option<Value>) -> Condition {
+fn condition(
+    id: String,
+    field: &str,
+    operator: &str,
+    value: Option<Value>,
+    value2: Option<Value>,
+) -> Condition {
     Condition {
         id,
         field: field.to_owned(),
@@ -88,12 +97,27 @@ fn from_groups(rules: &Map<String, Value>) -> Result<Group, Vec<RuleError>> {
     let mut canonical = Vec::new();
     for (i, group) in groups.iter().enumerate() {
         let path = format!("rules.groups[{i}]");
-        let conditions = group.get("conditions").cloned().unwrap_or(Value::Array(Vec::new()));
-        let conditions: Vec<Condition> =
-            serde_json::from_value(conditions).map_err(|e| shape_error(&format!("{path}.conditions"), e.to_string()))?;
-        canonical.push(Group { id: format!("g{i}"), logic: Logic::And, negate: false, conditions, groups: Vec::new() });
+        let conditions = group
+            .get("conditions")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
+        let conditions: Vec<Condition> = serde_json::from_value(conditions)
+            .map_err(|e| shape_error(&format!("{path}.conditions"), e.to_string()))?;
+        canonical.push(Group {
+            id: format!("g{i}"),
+            logic: Logic::And,
+            negate: false,
+            conditions,
+            groups: Vec::new(),
+        });
     }
-    Ok(Group { id: "root".into(), logic: Logic::Or, negate: false, conditions: Vec::new(), groups: canonical })
+    Ok(Group {
+        id: "root".into(),
+        logic: Logic::Or,
+        negate: false,
+        conditions: Vec::new(),
+        groups: canonical,
+    })
 }
 
 /// Seed 001: `{"total_spent": {"gte": 500}, "loyalty_tier": {"in": [...]}, "clv_tier": "high"}`.
@@ -102,40 +126,72 @@ fn from_criteria(criteria: &Map<String, Value>) -> Result<(Group, Vec<String>), 
     let mut conditions = Vec::new();
     let mut origins = Vec::new();
     for (field, spec) in criteria {
-        let mut push = |operator: &str, value: Option<Value>, value2: Option<Value>, origin: String| {
-            conditions.push(condition(format!("c{}", conditions.len()), field, operator, value, value2));
-            origins.push(origin);
-        };
+        let mut push =
+            |operator: &str, value: Option<Value>, value2: Option<Value>, origin: String| {
+                conditions.push(condition(
+                    format!("c{}", conditions.len()),
+                    field,
+                    operator,
+                    value,
+                    value2,
+                ));
+                origins.push(origin);
+            };
         match spec {
             Value::Object(ops) if !ops.is_empty() => {
                 for (op, value) in ops {
                     let origin = format!("criteria.{field}.{op}");
                     let operator = canonical_operator(op);
                     match (operator.as_str(), value) {
-                        ("between", Value::Array(bounds)) if bounds.len() == 2 => {
-                            push("between", Some(bounds[0].clone()), Some(bounds[1].clone()), origin)
-                        }
+                        ("between", Value::Array(bounds)) if bounds.len() == 2 => push(
+                            "between",
+                            Some(bounds[0].clone()),
+                            Some(bounds[1].clone()),
+                            origin,
+                        ),
                         ("is_set", Value::Bool(false)) => push("is_not_set", None, None, origin),
                         ("is_set" | "is_not_set", _) => push(&operator, None, None, origin),
                         _ => push(&operator, Some(value.clone()), None, origin),
                     }
                 }
             }
-            Value::Object(_) => return Err(shape_error(&format!("criteria.{field}"), "needs at least one operator")),
+            Value::Object(_) => {
+                return Err(shape_error(
+                    &format!("criteria.{field}"),
+                    "needs at least one operator",
+                ));
+            }
             Value::Array(_) => push("in", Some(spec.clone()), None, format!("criteria.{field}")),
             Value::Null => push("is_not_set", None, None, format!("criteria.{field}")),
-            scalar => push("equals", Some(scalar.clone()), None, format!("criteria.{field}")),
+            scalar => push(
+                "equals",
+                Some(scalar.clone()),
+                None,
+                format!("criteria.{field}"),
+            ),
         }
     }
-    let group = Group { id: "root".into(), logic: Logic::And, negate: false, conditions, groups: Vec::new() };
+    let group = Group {
+        id: "root".into(),
+        logic: Logic::And,
+        negate: false,
+        conditions,
+        groups: Vec::new(),
+    };
     Ok((group, origins))
 }
 
 /// Reads a request's rules in any dialect, normalises them and validates the result.
 /// `rules` is seed 003's tree or seed 000's groups; `criteria` is seed 001's object.
-pub fn normalise(rules: Option<&Value>, criteria: Option<&Value>) -> Result<(Group, Dialect), Vec<RuleError>> {
+pub fn normalise(
+    rules: Option<&Value>,
+    criteria: Option<&Value>,
+) -> Result<(Group, Dialect), Vec<RuleError>> {
     match (rules, criteria) {
-        (Some(_), Some(_)) => Err(shape_error("rules", "give either rules or criteria, not both")),
+        (Some(_), Some(_)) => Err(shape_error(
+            "rules",
+            "give either rules or criteria, not both",
+        )),
         (None, None) => Err(shape_error("rules", "is required (or criteria)")),
         (None, Some(Value::Object(criteria))) => {
             let (mut group, origins) = from_criteria(criteria)?;
@@ -155,7 +211,10 @@ pub fn normalise(rules: Option<&Value>, criteria: Option<&Value>) -> Result<(Gro
                             .and_then(|(index, _)| index.parse::<usize>().ok())
                             .and_then(|i| origins.get(i).cloned())
                             .unwrap_or(e.path);
-                        RuleError { path, message: e.message }
+                        RuleError {
+                            path,
+                            message: e.message,
+                        }
                     })
                     .collect::<Vec<_>>()
             })?;
@@ -165,7 +224,8 @@ pub fn normalise(rules: Option<&Value>, criteria: Option<&Value>) -> Result<(Gro
         (Some(Value::Object(map)), None) => {
             let tree = map.contains_key("logic") || map.contains_key("conditions");
             let (mut group, dialect) = if tree {
-                let group: Group = serde_json::from_value(Value::Object(map.clone())).map_err(|e| shape_error("rules", e.to_string()))?;
+                let group: Group = serde_json::from_value(Value::Object(map.clone()))
+                    .map_err(|e| shape_error("rules", e.to_string()))?;
                 (group, Dialect::Tree)
             } else {
                 (from_groups(map)?, Dialect::Groups)
@@ -199,7 +259,10 @@ mod tests {
         assert_eq!(group.groups[0].conditions[0].field, "total_spent");
         assert_eq!(group.groups[0].conditions[0].operator, "greater_than");
         assert_eq!(group.groups[1].conditions[0].field, "orders_count");
-        assert_eq!(group.groups[1].conditions[0].operator, "greater_than_or_equals");
+        assert_eq!(
+            group.groups[1].conditions[0].operator,
+            "greater_than_or_equals"
+        );
     }
 
     #[test]
@@ -208,7 +271,11 @@ mod tests {
         let (group, dialect) = normalise(None, Some(&criteria)).expect("valid");
         assert_eq!(dialect, Dialect::Criteria);
         assert_eq!(group.logic, Logic::And);
-        let ops: Vec<(&str, &str)> = group.conditions.iter().map(|c| (c.field.as_str(), c.operator.as_str())).collect();
+        let ops: Vec<(&str, &str)> = group
+            .conditions
+            .iter()
+            .map(|c| (c.field.as_str(), c.operator.as_str()))
+            .collect();
         assert!(ops.contains(&("clv_tier", "equals")));
         assert!(ops.contains(&("orders_count", "greater_than_or_equals")));
         assert!(ops.contains(&("loyalty_tier", "in")));
@@ -231,8 +298,18 @@ mod tests {
         ]});
         let errors = normalise(Some(&bad), None).expect_err("invalid");
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, vec!["rules.conditions[0].field", "rules.conditions[1].operator", "rules.conditions[2].value"]);
+        assert_eq!(
+            paths,
+            vec![
+                "rules.conditions[0].field",
+                "rules.conditions[1].operator",
+                "rules.conditions[2].value"
+            ]
+        );
         let criteria = json!({"total_spent": {"gte": "lots"}});
-        assert_eq!(normalise(None, Some(&criteria)).expect_err("invalid")[0].path, "criteria.total_spent.gte");
+        assert_eq!(
+            normalise(None, Some(&criteria)).expect_err("invalid")[0].path,
+            "criteria.total_spent.gte"
+        );
     }
 }

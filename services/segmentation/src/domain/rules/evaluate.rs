@@ -51,7 +51,11 @@ impl Customer {
                 Some(Value::from((now - last).num_days()))
             }
             "avg_order_value" => {
-                let count = self.fields.get("orders_count")?.as_i64().filter(|c| *c > 0)?;
+                let count = self
+                    .fields
+                    .get("orders_count")?
+                    .as_i64()
+                    .filter(|c| *c > 0)?;
                 let spent = self.fields.get("total_spent")?.as_i64()?;
                 Some(Value::from(spent / count))
             }
@@ -65,7 +69,10 @@ impl Customer {
 }
 
 fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
-    value.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
+    value
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Orders two values of the same kind: numbers numerically, instants in time, text
@@ -121,7 +128,12 @@ fn matches_condition(condition: &Condition, customer: &Customer, now: DateTime<U
     let Some(actual) = actual else {
         return matches!(op, "is_not_set" | "not_equals" | "not_in" | "not_contains");
     };
-    let list = || expected.and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = || {
+        expected
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let substring = |f: fn(&str, &str) -> bool| match (text(&actual), expected.and_then(text)) {
         (Some(a), Some(e)) => f(&a, &e),
         _ => false,
@@ -139,8 +151,14 @@ fn matches_condition(condition: &Condition, customer: &Customer, now: DateTime<U
         "less_than" | "before" => ordering() == Some(std::cmp::Ordering::Less),
         "less_than_or_equals" => ordering().is_some_and(|o| o.is_le()),
         "between" => {
-            let low = expected.and_then(|e| order(&actual, e)).is_some_and(|o| o.is_ge());
-            let high = condition.value2.as_ref().and_then(|e| order(&actual, e)).is_some_and(|o| o.is_le());
+            let low = expected
+                .and_then(|e| order(&actual, e))
+                .is_some_and(|o| o.is_ge());
+            let high = condition
+                .value2
+                .as_ref()
+                .and_then(|e| order(&actual, e))
+                .is_some_and(|o| o.is_le());
             low && high
         }
         "contains" => substring(|a, e| a.contains(e)),
@@ -148,26 +166,44 @@ fn matches_condition(condition: &Condition, customer: &Customer, now: DateTime<U
         "starts_with" => substring(|a, e| a.starts_with(e)),
         "ends_with" => substring(|a, e| a.ends_with(e)),
         "newer_than_days" | "older_than_days" => {
-            let (Some(at), Some(days)) = (parse_time(&actual), expected.and_then(Value::as_i64)) else { return false };
+            let (Some(at), Some(days)) = (parse_time(&actual), expected.and_then(Value::as_i64))
+            else {
+                return false;
+            };
             let cutoff = now - Duration::days(days);
-            if op == "newer_than_days" { at >= cutoff } else { at < cutoff }
+            if op == "newer_than_days" {
+                at >= cutoff
+            } else {
+                at < cutoff
+            }
         }
         _ => false,
     }
 }
 
 fn matches_event(condition: &Condition, customer: &Customer, now: DateTime<Utc>) -> bool {
-    let (Some(event_type), Some(days)) = (condition.event_type.as_deref(), condition.within_days) else { return false };
+    let (Some(event_type), Some(days)) = (condition.event_type.as_deref(), condition.within_days)
+    else {
+        return false;
+    };
     let since = now - Duration::days(days);
     let count = customer
         .events
         .iter()
         .filter(|e| e.event_type == event_type && e.occurred_at >= since && e.occurred_at <= now)
         .filter(|e| {
-            condition.property.as_ref().is_none_or(|p| e.properties.get(&p.name).is_some_and(|v| equal(v, &p.value)))
+            condition.property.as_ref().is_none_or(|p| {
+                e.properties
+                    .get(&p.name)
+                    .is_some_and(|v| equal(v, &p.value))
+            })
         })
         .count() as i64;
-    let times = condition.value.as_ref().and_then(Value::as_i64).unwrap_or(0);
+    let times = condition
+        .value
+        .as_ref()
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     match condition.operator.as_str() {
         "performed_at_least" => count >= times,
         "performed_at_most" => count <= times,
@@ -198,8 +234,16 @@ mod tests {
     use serde_json::json;
 
     fn customer(fields: Value) -> Customer {
-        let fields = fields.as_object().expect("object").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        Customer { fields, ..Default::default() }
+        let fields = fields
+            .as_object()
+            .expect("object")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Customer {
+            fields,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -217,7 +261,10 @@ mod tests {
         let rich_tx = customer(json!({"total_spent": 20000, "state": "TX", "orders_count": 1}));
         let loyal_tx = customer(json!({"total_spent": 100, "state": "TX", "orders_count": 5}));
         let nobody = customer(json!({}));
-        let members: Vec<bool> = [&rich_ca, &rich_tx, &loyal_tx, &nobody].iter().map(|c| evaluate(&group, c, now)).collect();
+        let members: Vec<bool> = [&rich_ca, &rich_tx, &loyal_tx, &nobody]
+            .iter()
+            .map(|c| evaluate(&group, c, now))
+            .collect();
         assert_eq!(members, vec![true, false, true, false]);
     }
 
@@ -245,12 +292,20 @@ mod tests {
         assert!(!evaluate(&group, &in_ny, now), "negated group excludes NY");
         let mut stateless = fresh.clone();
         stateless.fields.remove("state");
-        assert!(evaluate(&group, &stateless, now), "no state is not in NY/NJ");
+        assert!(
+            evaluate(&group, &stateless, now),
+            "no state is not in NY/NJ"
+        );
         let mut old_carts = fresh.clone();
         old_carts.events = vec![cart(1, "shoes"), cart(10, "shoes")];
-        assert!(!evaluate(&group, &old_carts, now), "only one cart within 7 days");
+        assert!(
+            !evaluate(&group, &old_carts, now),
+            "only one cart within 7 days"
+        );
         let mut old_signup = fresh;
-        old_signup.fields.insert("created_at".into(), json!("2026-10-01T00:00:00Z"));
+        old_signup
+            .fields
+            .insert("created_at".into(), json!("2026-10-01T00:00:00Z"));
         assert!(!evaluate(&group, &old_signup, now));
     }
 
@@ -259,8 +314,12 @@ mod tests {
         let now: DateTime<Utc> = "2026-11-21T12:00:00Z".parse().expect("time");
         let criteria = json!({"last_order_days_ago": {"gte": 30}, "avg_order_value": {"between": [1000, 2000]}});
         let (group, _) = normalise(None, Some(&criteria)).expect("valid");
-        let lapsed = customer(json!({"last_order_at": "2026-10-01T00:00:00Z", "orders_count": 2, "total_spent": 4000}));
-        let recent = customer(json!({"last_order_at": "2026-11-20T00:00:00Z", "orders_count": 2, "total_spent": 4000}));
+        let lapsed = customer(
+            json!({"last_order_at": "2026-10-01T00:00:00Z", "orders_count": 2, "total_spent": 4000}),
+        );
+        let recent = customer(
+            json!({"last_order_at": "2026-11-20T00:00:00Z", "orders_count": 2, "total_spent": 4000}),
+        );
         let no_orders = customer(json!({"orders_count": 0, "total_spent": 0}));
         assert!(evaluate(&group, &lapsed, now));
         assert!(!evaluate(&group, &recent, now));

@@ -50,8 +50,18 @@ pub struct Field {
     pub description: &'static str,
 }
 
-const fn field(name: &'static str, field_type: FieldType, source: FieldSource, description: &'static str) -> Field {
-    Field { name, field_type, source, description }
+const fn field(
+    name: &'static str,
+    field_type: FieldType,
+    source: FieldSource,
+    description: &'static str,
+) -> Field {
+    Field {
+        name,
+        field_type,
+        source,
+        description,
+    }
 }
 
 use FieldSource::*;
@@ -71,24 +81,84 @@ pub const FIELDS: &[Field] = &[
     field("consent_email", Boolean, Profile, "Email marketing consent"),
     field("consent_sms", Boolean, Profile, "SMS marketing consent"),
     field("consent_push", Boolean, Profile, "Push consent"),
-    field("orders_count", Integer, Orders, "Orders, refunds and cancellations excluded"),
-    field("total_spent", Integer, Orders, "Net spend in minor units (cents)"),
-    field("avg_order_value", Integer, Orders, "Average order value in minor units"),
+    field(
+        "orders_count",
+        Integer,
+        Orders,
+        "Orders, refunds and cancellations excluded",
+    ),
+    field(
+        "total_spent",
+        Integer,
+        Orders,
+        "Net spend in minor units (cents)",
+    ),
+    field(
+        "avg_order_value",
+        Integer,
+        Orders,
+        "Average order value in minor units",
+    ),
     field("first_order_at", Timestamp, Orders, "First order"),
     field("last_order_at", Timestamp, Orders, "Last order"),
-    field("last_order_days_ago", Integer, Orders, "Whole days since the last order"),
-    field("segment", Text, Analytics, "RFM segment (Champions ... Lost)"),
+    field(
+        "last_order_days_ago",
+        Integer,
+        Orders,
+        "Whole days since the last order",
+    ),
+    field(
+        "segment",
+        Text,
+        Analytics,
+        "RFM segment (Champions ... Lost)",
+    ),
     field("recency_score", Integer, Analytics, "RFM recency score 1-5"),
-    field("frequency_score", Integer, Analytics, "RFM frequency score 1-5"),
-    field("monetary_score", Integer, Analytics, "RFM monetary score 1-5"),
-    field("clv", Integer, Analytics, "Predicted lifetime value in minor units"),
+    field(
+        "frequency_score",
+        Integer,
+        Analytics,
+        "RFM frequency score 1-5",
+    ),
+    field(
+        "monetary_score",
+        Integer,
+        Analytics,
+        "RFM monetary score 1-5",
+    ),
+    field(
+        "clv",
+        Integer,
+        Analytics,
+        "Predicted lifetime value in minor units",
+    ),
     field("clv_tier", Text, Analytics, "high, medium or low"),
-    field("churn_risk", Text, Analytics, "active, at_risk, churning or churned"),
-    field("churn_probability", Decimal, Analytics, "1 - P(alive), 0..1"),
+    field(
+        "churn_risk",
+        Text,
+        Analytics,
+        "active, at_risk, churning or churned",
+    ),
+    field(
+        "churn_probability",
+        Decimal,
+        Analytics,
+        "1 - P(alive), 0..1",
+    ),
     field("emails_opened", Integer, Engagement, "Emails opened"),
     field("emails_clicked", Integer, Engagement, "Emails clicked"),
-    field("unsubscribed", Boolean, Engagement, "Unsubscribed from email"),
-    field("event", Event, Behaviour, "Performed an event (with event_type, value = times, within_days)"),
+    field(
+        "unsubscribed",
+        Boolean,
+        Engagement,
+        "Unsubscribed from email",
+    ),
+    field(
+        "event",
+        Event,
+        Behaviour,
+        "Performed an event (with event_type, value = times, within_days)",
+    ),
 ];
 
 /// Seed names that mean a canonical field (seeds 000, 001 and 004).
@@ -117,10 +187,22 @@ const ALIASES: &[(&str, &str)] = &[
 /// The canonical field for a name or alias. `attributes.<key>` is a custom trait.
 pub fn resolve(name: &str) -> Option<Field> {
     if let Some(key) = name.strip_prefix("attributes.") {
-        let valid = !key.is_empty() && key.len() <= 64 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        return valid.then_some(Field { name: "attributes", field_type: Any, source: Profile, description: "Custom trait" });
+        let valid = !key.is_empty()
+            && key.len() <= 64
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        return valid.then_some(Field {
+            name: "attributes",
+            field_type: Any,
+            source: Profile,
+            description: "Custom trait",
+        });
     }
-    let canonical = ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, canonical)| canonical);
+    let canonical = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, canonical)| canonical);
     FIELDS.iter().find(|f| f.name == canonical).copied()
 }
 
@@ -129,5 +211,9 @@ pub fn canonical_name(name: &str) -> String {
     if name.starts_with("attributes.") {
         return name.to_owned();
     }
-    ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, canonical)| canonical).to_owned()
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, canonical)| canonical)
+        .to_owned()
 }

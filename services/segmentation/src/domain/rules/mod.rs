@@ -117,9 +117,18 @@ pub const OPERATORS: &[&str] = &[
 /// Operators each field type accepts.
 pub fn operators_for(field_type: FieldType) -> &'static [&'static str] {
     match field_type {
-        FieldType::Text => {
-            &["equals", "not_equals", "in", "not_in", "contains", "not_contains", "starts_with", "ends_with", "is_set", "is_not_set"]
-        }
+        FieldType::Text => &[
+            "equals",
+            "not_equals",
+            "in",
+            "not_in",
+            "contains",
+            "not_contains",
+            "starts_with",
+            "ends_with",
+            "is_set",
+            "is_not_set",
+        ],
         FieldType::Integer | FieldType::Decimal => &[
             "equals",
             "not_equals",
@@ -133,7 +142,15 @@ pub fn operators_for(field_type: FieldType) -> &'static [&'static str] {
             "is_set",
             "is_not_set",
         ],
-        FieldType::Timestamp => &["before", "after", "between", "newer_than_days", "older_than_days", "is_set", "is_not_set"],
+        FieldType::Timestamp => &[
+            "before",
+            "after",
+            "between",
+            "newer_than_days",
+            "older_than_days",
+            "is_set",
+            "is_not_set",
+        ],
         FieldType::Boolean => &["equals", "not_equals", "is_set", "is_not_set"],
         FieldType::Any => &[
             "equals",
@@ -152,7 +169,12 @@ pub fn operators_for(field_type: FieldType) -> &'static [&'static str] {
             "is_set",
             "is_not_set",
         ],
-        FieldType::Event => &["performed_at_least", "performed_at_most", "performed_exactly", "not_performed"],
+        FieldType::Event => &[
+            "performed_at_least",
+            "performed_at_most",
+            "performed_exactly",
+            "not_performed",
+        ],
     }
 }
 
@@ -171,7 +193,10 @@ pub struct RuleError {
 }
 
 fn error(errors: &mut Vec<RuleError>, path: String, message: impl Into<String>) {
-    errors.push(RuleError { path, message: message.into() });
+    errors.push(RuleError {
+        path,
+        message: message.into(),
+    });
 }
 
 fn is_integer(value: &Value) -> bool {
@@ -183,7 +208,9 @@ fn check_value(errors: &mut Vec<RuleError>, path: String, field_type: FieldType,
         FieldType::Text => value.is_string(),
         FieldType::Integer => is_integer(value),
         FieldType::Decimal => value.is_number(),
-        FieldType::Timestamp => value.as_str().is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+        FieldType::Timestamp => value
+            .as_str()
+            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
         FieldType::Boolean => value.is_boolean(),
         FieldType::Any => !value.is_null(),
         FieldType::Event => is_integer(value),
@@ -203,12 +230,23 @@ fn check_value(errors: &mut Vec<RuleError>, path: String, field_type: FieldType,
 
 fn validate_condition(errors: &mut Vec<RuleError>, path: &str, condition: &Condition) {
     let Some(field) = fields::resolve(&condition.field) else {
-        error(errors, format!("{path}.field"), format!("unknown field {:?}", condition.field));
+        error(
+            errors,
+            format!("{path}.field"),
+            format!("unknown field {:?}", condition.field),
+        );
         return;
     };
     if !operators_for(field.field_type).contains(&condition.operator.as_str()) {
         let message = if OPERATORS.contains(&condition.operator.as_str()) {
-            format!("operator {:?} does not apply to {} field {:?}", condition.operator, serde_json::to_string(&field.field_type).unwrap_or_default().trim_matches('"'), condition.field)
+            format!(
+                "operator {:?} does not apply to {} field {:?}",
+                condition.operator,
+                serde_json::to_string(&field.field_type)
+                    .unwrap_or_default()
+                    .trim_matches('"'),
+                condition.field
+            )
         } else {
             format!("unknown operator {:?}", condition.operator)
         };
@@ -232,39 +270,68 @@ fn validate_condition(errors: &mut Vec<RuleError>, path: &str, condition: &Condi
                 check_value(errors, format!("{path}.value2"), field.field_type, high);
                 let ordered = match (low.as_f64(), high.as_f64(), low.as_str(), high.as_str()) {
                     (Some(a), Some(b), _, _) => a <= b,
-                    (_, _, Some(a), Some(b)) => match (chrono::DateTime::parse_from_rfc3339(a), chrono::DateTime::parse_from_rfc3339(b)) {
+                    (_, _, Some(a), Some(b)) => match (
+                        chrono::DateTime::parse_from_rfc3339(a),
+                        chrono::DateTime::parse_from_rfc3339(b),
+                    ) {
                         (Ok(a), Ok(b)) => a <= b,
                         _ => true,
                     },
                     _ => true,
                 };
                 if !ordered {
-                    error(errors, format!("{path}.value2"), "must not be less than value");
+                    error(
+                        errors,
+                        format!("{path}.value2"),
+                        "must not be less than value",
+                    );
                 }
             }
             (_, None) => error(errors, format!("{path}.value2"), "is required for between"),
             (None, _) => error(errors, value_path, "is required"),
         },
-        "newer_than_days" | "older_than_days" => match condition.value.as_ref().and_then(Value::as_i64) {
-            Some(days) if days >= 0 => {}
-            _ => error(errors, value_path, "must be a whole number of days (0 or more)"),
-        },
+        "newer_than_days" | "older_than_days" => {
+            match condition.value.as_ref().and_then(Value::as_i64) {
+                Some(days) if days >= 0 => {}
+                _ => error(
+                    errors,
+                    value_path,
+                    "must be a whole number of days (0 or more)",
+                ),
+            }
+        }
         "contains" | "not_contains" | "starts_with" | "ends_with" => match &condition.value {
             Some(Value::String(s)) if !s.is_empty() => {}
             _ => error(errors, value_path, "must be a non-empty string"),
         },
         "performed_at_least" | "performed_at_most" | "performed_exactly" | "not_performed" => {
-            if condition.event_type.as_deref().is_none_or(|t| t.trim().is_empty()) {
-                error(errors, format!("{path}.event_type"), "is required for event conditions");
+            if condition
+                .event_type
+                .as_deref()
+                .is_none_or(|t| t.trim().is_empty())
+            {
+                error(
+                    errors,
+                    format!("{path}.event_type"),
+                    "is required for event conditions",
+                );
             }
             match condition.within_days {
                 Some(days) if (1..=3650).contains(&days) => {}
-                _ => error(errors, format!("{path}.within_days"), "must be between 1 and 3650"),
+                _ => error(
+                    errors,
+                    format!("{path}.within_days"),
+                    "must be between 1 and 3650",
+                ),
             }
             if condition.operator != "not_performed" {
                 match condition.value.as_ref().and_then(Value::as_i64) {
                     Some(times) if times >= 0 => {}
-                    _ => error(errors, value_path, "must be a whole number of times (0 or more)"),
+                    _ => error(
+                        errors,
+                        value_path,
+                        "must be a whole number of times (0 or more)",
+                    ),
                 }
             }
         }
@@ -275,20 +342,40 @@ fn validate_condition(errors: &mut Vec<RuleError>, path: &str, condition: &Condi
     }
 }
 
-fn validate_group(errors: &mut Vec<RuleError>, path: &str, group: &Group, depth: usize, count: &mut usize) {
+fn validate_group(
+    errors: &mut Vec<RuleError>,
+    path: &str,
+    group: &Group,
+    depth: usize,
+    count: &mut usize,
+) {
     if depth > MAX_DEPTH {
-        error(errors, path.to_owned(), format!("groups may nest at most {MAX_DEPTH} deep"));
+        error(
+            errors,
+            path.to_owned(),
+            format!("groups may nest at most {MAX_DEPTH} deep"),
+        );
         return;
     }
     if group.conditions.is_empty() && group.groups.is_empty() {
-        error(errors, path.to_owned(), "a group needs at least one condition or group");
+        error(
+            errors,
+            path.to_owned(),
+            "a group needs at least one condition or group",
+        );
     }
     for (i, condition) in group.conditions.iter().enumerate() {
         *count += 1;
         validate_condition(errors, &format!("{path}.conditions[{i}]"), condition);
     }
     for (i, child) in group.groups.iter().enumerate() {
-        validate_group(errors, &format!("{path}.groups[{i}]"), child, depth + 1, count);
+        validate_group(
+            errors,
+            &format!("{path}.groups[{i}]"),
+            child,
+            depth + 1,
+            count,
+        );
     }
 }
 
@@ -298,7 +385,15 @@ pub fn validate(root_path: &str, group: &Group) -> Result<(), Vec<RuleError>> {
     let mut count = 0;
     validate_group(&mut errors, root_path, group, 1, &mut count);
     if count > MAX_CONDITIONS {
-        error(&mut errors, root_path.to_owned(), format!("at most {MAX_CONDITIONS} conditions"));
+        error(
+            &mut errors,
+            root_path.to_owned(),
+            format!("at most {MAX_CONDITIONS} conditions"),
+        );
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }

@@ -54,20 +54,28 @@ impl Predicate {
 fn column(field: &str) -> Option<(String, FieldType)> {
     if let Some(key) = field.strip_prefix("attributes.") {
         // The key was validated as [A-Za-z0-9_-]; quoting keeps it a literal anyway.
-        return Some((format!("(p.attributes -> '{}')", key.replace('\'', "''")), FieldType::Any));
+        return Some((
+            format!("(p.attributes -> '{}')", key.replace('\'', "''")),
+            FieldType::Any,
+        ));
     }
     let field_type = fields::resolve(field)?.field_type;
     let sql = match field {
         "created_at" => "p.signed_up_at".to_owned(),
         "segment" => "s.rfm_segment".to_owned(),
-        "recency_score" | "frequency_score" | "monetary_score" | "clv" | "clv_tier" | "churn_risk" | "churn_probability" => {
+        "recency_score" | "frequency_score" | "monetary_score" | "clv" | "clv_tier"
+        | "churn_risk" | "churn_probability" => {
             format!("s.{field}")
         }
         // No engagement row yet means nothing opened, clicked or unsubscribed.
         "emails_opened" | "emails_clicked" => format!("COALESCE(s.{field}, 0)"),
         "unsubscribed" => "COALESCE(s.unsubscribed, FALSE)".to_owned(),
-        "avg_order_value" => "(CASE WHEN p.orders_count > 0 THEN p.total_spent / p.orders_count END)".to_owned(),
-        "last_order_days_ago" => "trunc(extract(epoch FROM ($NOW - p.last_order_at)) / 86400)".to_owned(),
+        "avg_order_value" => {
+            "(CASE WHEN p.orders_count > 0 THEN p.total_spent / p.orders_count END)".to_owned()
+        }
+        "last_order_days_ago" => {
+            "trunc(extract(epoch FROM ($NOW - p.last_order_at)) / 86400)".to_owned()
+        }
         "event" => return None,
         other => format!("p.{other}"),
     };
@@ -98,8 +106,14 @@ fn condition(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
     if c.field == "event" {
         return event(p, c, now);
     }
-    let Some((col, field_type)) = column(&c.field) else { return "FALSE".into() };
-    let now_param = if col.contains("$NOW") { Some(p.bind(Bind::Time(now))) } else { None };
+    let Some((col, field_type)) = column(&c.field) else {
+        return "FALSE".into();
+    };
+    let now_param = if col.contains("$NOW") {
+        Some(p.bind(Bind::Time(now)))
+    } else {
+        None
+    };
     let col = match now_param {
         Some(param) => col.replace("$NOW", &format!("{param}::timestamptz")),
         None => col,
@@ -115,19 +129,35 @@ fn condition(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
     let (text, num, ts, boolean) = match field_type {
         FieldType::Any => (
             format!("lower({col} #>> '{{}}')"),
-            format!("(CASE WHEN jsonb_typeof({col}) = 'number' THEN ({col} #>> '{{}}')::float8 END)"),
-            format!("(CASE WHEN jsonb_typeof({col}) = 'string' AND ({col} #>> '{{}}') ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}T' THEN ({col} #>> '{{}}')::timestamptz END)"),
-            format!("(CASE WHEN jsonb_typeof({col}) = 'boolean' THEN ({col} #>> '{{}}')::bool END)"),
+            format!(
+                "(CASE WHEN jsonb_typeof({col}) = 'number' THEN ({col} #>> '{{}}')::float8 END)"
+            ),
+            format!(
+                "(CASE WHEN jsonb_typeof({col}) = 'string' AND ({col} #>> '{{}}') ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}T' THEN ({col} #>> '{{}}')::timestamptz END)"
+            ),
+            format!(
+                "(CASE WHEN jsonb_typeof({col}) = 'boolean' THEN ({col} #>> '{{}}')::bool END)"
+            ),
         ),
-        _ => (format!("lower({col}::text)"), format!("{col}::float8"), col.clone(), col.clone()),
+        _ => (
+            format!("lower({col}::text)"),
+            format!("{col}::float8"),
+            col.clone(),
+            col.clone(),
+        ),
     };
     // Compare like the evaluator: by the expected value's kind.
     let equals = |p: &mut Predicate, value: Option<&Value>| -> String {
         match value {
-            Some(Value::Number(n)) => format!("{num} = {}", p.bind(Bind::Float(n.as_f64().unwrap_or(0.0)))),
+            Some(Value::Number(n)) => {
+                format!("{num} = {}", p.bind(Bind::Float(n.as_f64().unwrap_or(0.0))))
+            }
             Some(Value::Bool(b)) => format!("{boolean} = {}", p.bind(Bind::Bool(*b))),
             Some(Value::String(s)) if field_type == FieldType::Timestamp => {
-                format!("{ts} = {}", p.bind(Bind::Time(time(Some(&Value::String(s.clone()))))))
+                format!(
+                    "{ts} = {}",
+                    p.bind(Bind::Time(time(Some(&Value::String(s.clone())))))
+                )
             }
             other => format!("{text} = {}", p.bind(Bind::Text(lower(other)))),
         }
@@ -135,8 +165,13 @@ fn condition(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
     let ordered = |p: &mut Predicate, value: Option<&Value>, cmp: &str| -> String {
         match value {
             // Text does not order; a string bound is an instant or matches nothing.
-            Some(Value::String(_)) => match value.and_then(Value::as_str).map(DateTime::parse_from_rfc3339) {
-                Some(Ok(at)) => format!("{ts} {cmp} {}", p.bind(Bind::Time(at.with_timezone(&Utc)))),
+            Some(Value::String(_)) => match value
+                .and_then(Value::as_str)
+                .map(DateTime::parse_from_rfc3339)
+            {
+                Some(Ok(at)) => {
+                    format!("{ts} {cmp} {}", p.bind(Bind::Time(at.with_timezone(&Utc))))
+                }
                 _ => "FALSE".to_owned(),
             },
             _ => format!("{num} {cmp} {}", p.bind(Bind::Float(number(value)))),
@@ -145,11 +180,26 @@ fn condition(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
     let positive = match op {
         "equals" | "not_equals" => equals(p, c.value.as_ref()),
         "in" | "not_in" => {
-            let items = c.value.as_ref().and_then(Value::as_array).cloned().unwrap_or_default();
+            let items = c
+                .value
+                .as_ref()
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             if items.iter().all(Value::is_number) {
-                format!("{num} = ANY({})", p.bind(Bind::FloatArray(items.iter().filter_map(Value::as_f64).collect())))
+                format!(
+                    "{num} = ANY({})",
+                    p.bind(Bind::FloatArray(
+                        items.iter().filter_map(Value::as_f64).collect()
+                    ))
+                )
             } else {
-                format!("{text} = ANY({})", p.bind(Bind::TextArray(items.iter().map(|v| lower(Some(v))).collect())))
+                format!(
+                    "{text} = ANY({})",
+                    p.bind(Bind::TextArray(
+                        items.iter().map(|v| lower(Some(v))).collect()
+                    ))
+                )
             }
         }
         "greater_than" | "after" => ordered(p, c.value.as_ref(), ">"),
@@ -161,7 +211,10 @@ fn condition(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
             let high = ordered(p, c.value2.as_ref(), "<=");
             format!("({low} AND {high})")
         }
-        "contains" | "not_contains" => format!("strpos({text}, {}) > 0", p.bind(Bind::Text(lower(c.value.as_ref())))),
+        "contains" | "not_contains" => format!(
+            "strpos({text}, {}) > 0",
+            p.bind(Bind::Text(lower(c.value.as_ref())))
+        ),
         "starts_with" => {
             let v = p.bind(Bind::Text(lower(c.value.as_ref())));
             format!("left({text}, length({v})) = {v}")
@@ -173,7 +226,11 @@ fn condition(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
         "newer_than_days" | "older_than_days" => {
             let days = c.value.as_ref().and_then(Value::as_i64).unwrap_or(0);
             let cutoff = p.bind(Bind::Time(now - Duration::days(days)));
-            if op == "newer_than_days" { format!("{ts} >= {cutoff}") } else { format!("{ts} < {cutoff}") }
+            if op == "newer_than_days" {
+                format!("{ts} >= {cutoff}")
+            } else {
+                format!("{ts} < {cutoff}")
+            }
         }
         _ => "FALSE".into(),
     };
@@ -200,12 +257,17 @@ fn event(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
                 "(jsonb_typeof(e.properties -> {name}) = 'number' AND (e.properties ->> {name})::float8 = {})",
                 p.bind(Bind::Float(n.as_f64().unwrap_or(0.0)))
             ),
-            other => format!("lower(e.properties ->> {name}) = {}", p.bind(Bind::Text(lower(Some(other))))),
+            other => format!(
+                "lower(e.properties ->> {name}) = {}",
+                p.bind(Bind::Text(lower(Some(other))))
+            ),
         };
         count.push_str(&format!(" AND {matches}"));
     }
     count.push(')');
-    let times = p.bind(Bind::BigInt(c.value.as_ref().and_then(Value::as_i64).unwrap_or(0)));
+    let times = p.bind(Bind::BigInt(
+        c.value.as_ref().and_then(Value::as_i64).unwrap_or(0),
+    ));
     match c.operator.as_str() {
         "performed_at_least" => format!("{count} >= {times}"),
         "performed_at_most" => format!("{count} <= {times}"),
@@ -231,12 +293,20 @@ fn group(p: &mut Predicate, g: &Group, now: DateTime<Utc>) -> String {
         };
         format!("({})", parts.join(glue))
     };
-    if g.negate { format!("(NOT {joined})") } else { joined }
+    if g.negate {
+        format!("(NOT {joined})")
+    } else {
+        joined
+    }
 }
 
 /// Compiles a validated tree; parameters are numbered from `first_param`.
 pub fn compile(tree: &Group, now: DateTime<Utc>, first_param: usize) -> Predicate {
-    let mut predicate = Predicate { sql: String::new(), binds: Vec::new(), first_param };
+    let mut predicate = Predicate {
+        sql: String::new(),
+        binds: Vec::new(),
+        first_param,
+    };
     predicate.sql = group(&mut predicate, tree, now);
     predicate
 }
