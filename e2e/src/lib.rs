@@ -149,3 +149,145 @@ impl Stack {
         )
     }
 }
+
+/// A test's own queue on the event exchange, bound to one routing key: what a
+/// downstream consumer of our events would receive.
+pub struct Listener {
+    consumer: lapin::Consumer,
+    _channel: lapin::Channel,
+    _connection: lapin::Connection,
+}
+
+impl Listener {
+    /// The next message's payload, or `None` after `timeout`.
+    pub async fn next(&mut self, timeout: std::time::Duration) -> Option<Vec<u8>> {
+        use futures_util::StreamExt;
+        let delivery = tokio::time::timeout(timeout, self.consumer.next())
+            .await
+            .ok()??
+            .ok()?;
+        Some(delivery.data.clone())
+    }
+}
+
+impl Stack {
+    /// Creates a customer through the gateway; returns its id.
+    pub async fn create_customer(&self, token: &str, email: &str, state: &str) -> String {
+        let customer = serde_json::json!({"name": email, "email": email,
+            "address": {"street": "1 St", "city": "X", "state": state, "zipCode": "1", "country": "USA"}});
+        let (status, _, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/v2/cdp/customers",
+                token,
+                Some(&customer),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["data"]["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Places a delivered order of `amount` cents (USD) through the gateway; returns its id.
+    pub async fn place_order(&self, token: &str, customer: &str, amount: i64) -> String {
+        let order = serde_json::json!({"customerId": customer, "currency": "USD", "status": "delivered",
+            "totalAmount": amount,
+            "items": [{"productId": "p", "name": "n", "price": amount, "quantity": 1, "total": amount}]});
+        let (status, _, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/v2/cdp/orders",
+                token,
+                Some(&order),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["data"]["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Binds a fresh exclusive queue to `routing_key` on the event exchange.
+    pub async fn listen(&self, routing_key: &str) -> Listener {
+        use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+        use lapin::types::FieldTable;
+        let connection =
+            lapin::Connection::connect(&self.amqp_url, lapin::ConnectionProperties::default())
+                .await
+                .expect("amqp");
+        let channel = connection.create_channel().await.expect("channel");
+        let queue = format!("test.{}", uuid::Uuid::new_v4());
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare");
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                "mkt.events".into(),
+                routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        Listener {
+            consumer,
+            _channel: channel,
+            _connection: connection,
+        }
+    }
+
+    /// Publishes an event as another service would (tenant header, fresh message id).
+    pub async fn publish(&self, routing_key: &str, tenant: &str, payload: Vec<u8>) {
+        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+        let connection =
+            lapin::Connection::connect(&self.amqp_url, lapin::ConnectionProperties::default())
+                .await
+                .expect("amqp");
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirms");
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ShortString::from("x-tenant-id"),
+            AMQPValue::LongString(LongString::from(tenant)),
+        );
+        channel
+            .basic_publish(
+                "mkt.events".into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                &payload,
+                lapin::BasicProperties::default()
+                    .with_message_id(uuid::Uuid::new_v4().to_string().into())
+                    .with_headers(headers),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirmed");
+    }
+}

@@ -20,6 +20,14 @@ pub mod v1 {
         pub const ORDER_UPDATED: &str = "order.updated.v1";
         /// [`super::BehaviourTracked`].
         pub const BEHAVIOUR_TRACKED: &str = "behaviour.tracked.v1";
+        /// [`super::SegmentMembershipChanged`].
+        pub const SEGMENT_MEMBERSHIP_CHANGED: &str = "segment.membership.changed.v1";
+        /// [`super::ScoresUpdated`].
+        pub const ANALYTICS_SCORES_UPDATED: &str = "analytics.scores.updated.v1";
+        /// [`super::ChurnAlert`].
+        pub const CHURN_ALERT: &str = "churn.alert.v1";
+        /// [`super::DeliveryRecorded`].
+        pub const DELIVERY_RECORDED: &str = "delivery.recorded.v1";
     }
 }
 

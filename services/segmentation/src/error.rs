@@ -18,6 +18,9 @@ pub enum ApiError {
     /// Field problems outside the rules (name, type, customer ids).
     #[error("invalid segment")]
     InvalidSegment(serde_json::Value),
+    /// A query parameter is invalid.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
     /// No segment with that id in the caller's tenant.
     #[error("segment {0} not found")]
     SegmentNotFound(String),
@@ -46,7 +49,8 @@ impl ResponseError for ApiError {
         match self {
             ApiError::InvalidCriteria(_)
             | ApiError::InvalidBody(_)
-            | ApiError::InvalidSegment(_) => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidSegment(_)
+            | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::SegmentNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Auth(e) => e.status_code(),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,6 +95,11 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
                 format!("Invalid JSON body: {reason}"),
+            )),
+            ApiError::InvalidQuery(reason) => render(ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                reason.clone(),
             )),
             ApiError::Auth(e) => e.error_response(),
             ApiError::Internal(cause) => {

@@ -1,14 +1,16 @@
 //! The segmentation service: audience segments over a read model of customers that it
 //! keeps from ingestion's (and later analytics') events.
 //!
-//! Layout: `api/` routes and handlers, `store/` tables and queries, `events/` what it
-//! consumes.
+//! Layout: `api/` routes and handlers, `domain/` rules and segment validation,
+//! `service/` use cases (segment writes, live membership, exports), `store/` tables and
+//! queries, `events/` what it consumes and publishes.
 
 pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod service;
 pub mod store;
 
 use utoipa::OpenApi;
@@ -30,7 +32,9 @@ pub fn parts() -> mkt_runtime::Parts {
         routes: api::routes,
         openapi: api::ApiDoc::openapi(),
         subscriptions: events::consume::subscriptions(),
-        workers: Vec::new(),
+        workers: vec![Box::new(|infra| {
+            Box::pin(service::membership::run_clock(infra))
+        })],
     }
 }
 

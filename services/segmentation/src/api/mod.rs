@@ -1,10 +1,10 @@
-//! The route table of the segmentation service, and nothing else. Members, exports
-//! and the `/api/v2/cdp/segments` routes arrive with the rest of the segmentation issue.
+//! The route table of the segmentation service, and nothing else.
 
 use actix_web::web;
 use mkt_runtime::BearerAuth;
 use utoipa::OpenApi;
 
+pub mod members;
 pub mod segments;
 
 /// Registers every route.
@@ -15,9 +15,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(segments::list))
             .route("/preview", web::post().to(segments::preview))
             .route("/fields", web::get().to(segments::fields))
+            .service(
+                web::resource("/import")
+                    // A CSV of up to a million emails.
+                    .app_data(web::PayloadConfig::new(128 * 1024 * 1024))
+                    .route(web::post().to(segments::import)),
+            )
+            .route("/{id}/customers", web::get().to(members::customers))
+            .route("/{id}/export", web::get().to(members::export))
             .route("/{id}", web::get().to(segments::get))
             .route("/{id}", web::put().to(segments::replace))
             .route("/{id}", web::delete().to(segments::delete)),
+    )
+    .service(
+        web::scope("/api/v2/cdp/segments")
+            .route("", web::get().to(members::cdp_list))
+            .route("/{id}/members", web::get().to(members::cdp_members)),
     );
 }
 
@@ -33,6 +46,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         segments::get,
         segments::replace,
         segments::delete,
+        segments::import,
+        members::customers,
+        members::export,
+        members::cdp_list,
+        members::cdp_members,
     ),
     components(schemas(segments::PreviewInput, segments::SegmentInput, mkt_error::ErrorEnvelope)),
     modifiers(&BearerAuth)

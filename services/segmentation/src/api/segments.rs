@@ -6,7 +6,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::domain::rules::{dialects, fields, sql};
+use crate::domain::segment::{Draft, DraftError, Kind, RawDraft};
 use crate::error::ApiError;
+use crate::service;
 use crate::store::{self, segments};
 
 const READERS: &[Role] = &[Role::Reader, Role::Marketer, Role::Analyst];
@@ -126,91 +128,36 @@ pub struct ListQuery {
     pub kind: Option<String>,
 }
 
-fn view(row: &store::saved::SegmentRow) -> serde_json::Value {
+/// A segment as the v1 API shows it.
+pub fn view(row: &store::saved::SegmentRow) -> serde_json::Value {
     serde_json::json!({
         "id": row.id, "name": row.name, "description": row.description, "type": row.kind,
-        "rules": row.rules, "customer_ids": if row.kind == "dynamic" { serde_json::Value::Null } else { serde_json::json!(row.member_ids) },
+        "rules": row.rules, "customer_ids": if row.kind == "static" { serde_json::json!(row.member_ids) } else { serde_json::Value::Null },
         "is_active": row.is_active, "cached_count": row.cached_count, "count_cached_at": row.count_cached_at,
+        "imported_rows": row.imported_rows, "unmatched_rows": row.unmatched_rows,
         "created_at": row.created_at, "updated_at": row.updated_at,
     })
 }
 
-/// Validates the input and computes the stored fields and the audience size.
-async fn build(
-    conn: &mut diesel_async::AsyncPgConnection,
-    tenant: &str,
-    input: SegmentInput,
-    existing: Option<&store::saved::SegmentRow>,
-) -> Result<store::saved::SegmentRow, ApiError> {
-    let mut problems = serde_json::Map::new();
-    let name = input
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
-    if name.as_ref().is_none_or(|n| n.chars().count() > 200) {
-        problems.insert(
-            "name".into(),
-            serde_json::json!(["is required (at most 200 characters)"]),
-        );
-    }
-    let kind = input
-        .kind
-        .unwrap_or_else(|| existing.map_or("dynamic".into(), |e| e.kind.clone()));
-    let now = chrono::Utc::now();
-    let (rules, member_ids, count) = match kind.as_str() {
-        "dynamic" => {
-            let (tree, _) = dialects::normalise(input.rules.as_ref(), input.criteria.as_ref())
-                .map_err(ApiError::InvalidCriteria)?;
-            let predicate = sql::compile(&tree, now, 2);
-            let count = segments::count(conn, tenant, &predicate).await?;
-            (
-                Some(serde_json::to_value(&tree).map_err(|e| ApiError::Internal(e.into()))?),
-                Vec::new(),
-                count,
-            )
-        }
-        "static" => {
-            let ids = input.customer_ids.unwrap_or_default();
-            if ids.len() > 100_000 {
-                problems.insert(
-                    "customer_ids".into(),
-                    serde_json::json!(["at most 100000 ids"]),
-                );
-            }
-            let count = store::saved::count_known(conn, tenant, &ids).await?;
-            (None, ids, count)
-        }
-        _ => {
-            problems.insert(
-                "type".into(),
-                serde_json::json!([
-                    "must be dynamic or static (imported segments come from CSV uploads)"
-                ]),
-            );
-            (None, Vec::new(), 0)
-        }
-    };
-    if !problems.is_empty() {
-        return Err(ApiError::InvalidSegment(serde_json::Value::Object(
-            problems,
-        )));
-    }
-    Ok(store::saved::SegmentRow {
-        tenant_id: tenant.to_owned(),
-        id: existing.map_or_else(uuid::Uuid::now_v7, |e| e.id),
-        name: name.unwrap_or_default(),
+fn raw(input: SegmentInput) -> RawDraft {
+    RawDraft {
+        name: input.name,
         description: input.description,
-        kind,
-        rules,
-        member_ids,
-        is_active: input
-            .is_active
-            .unwrap_or_else(|| existing.is_none_or(|e| e.is_active)),
-        cached_count: count,
-        count_cached_at: Some(now),
-        created_at: existing.map_or(now, |e| e.created_at),
-        updated_at: now,
-    })
+        kind: input.kind,
+        rules: input.rules,
+        criteria: input.criteria,
+        customer_ids: input.customer_ids,
+        is_active: input.is_active,
+    }
+}
+
+impl From<DraftError> for ApiError {
+    fn from(error: DraftError) -> Self {
+        match error {
+            DraftError::Rules(errors) => ApiError::InvalidCriteria(errors),
+            DraftError::Fields(details) => ApiError::InvalidSegment(details),
+        }
+    }
 }
 
 /// Create a segment (dynamic rules in any dialect, or a static list of customers).
@@ -228,15 +175,8 @@ pub async fn create(
     body: web::Json<SegmentInput>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(WRITERS)?;
-    let mut conn = infra.pool.get().await?;
-    let row = build(
-        &mut conn,
-        principal.tenant.as_str(),
-        body.into_inner(),
-        None,
-    )
-    .await?;
-    store::saved::insert(&mut conn, &row).await?;
+    let draft = Draft::parse(raw(body.into_inner()), None)?;
+    let row = service::segments::create(&infra, principal.tenant.as_str(), draft).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "success": true, "message": format!("Segment \"{}\" created successfully.", row.name), "data": view(&row),
     })))
@@ -313,13 +253,15 @@ pub async fn replace(
     body: web::Json<SegmentInput>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(WRITERS)?;
-    let mut conn = infra.pool.get().await?;
-    let tenant = principal.tenant.as_str();
-    let existing = store::saved::find(&mut conn, tenant, *id)
-        .await?
-        .ok_or_else(|| ApiError::SegmentNotFound(id.to_string()))?;
-    let row = build(&mut conn, tenant, body.into_inner(), Some(&existing)).await?;
-    store::saved::update(&mut conn, &row).await?;
+    let input = raw(body.into_inner());
+    let row = service::segments::replace(&infra, principal.tenant.as_str(), *id, |existing| {
+        let kind = Kind::parse(&existing.kind).unwrap_or(Kind::Dynamic);
+        Ok(Draft::parse(
+            input,
+            Some((kind, existing.is_active, &existing.member_ids)),
+        )?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(
         serde_json::json!({"success": true, "message": "Segment updated.", "data": view(&row)}),
     ))
@@ -340,10 +282,47 @@ pub async fn delete(
     id: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(WRITERS)?;
-    let mut conn = infra.pool.get().await?;
-    if store::saved::delete(&mut conn, principal.tenant.as_str(), *id).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::SegmentNotFound(id.to_string()))
-    }
+    service::segments::delete(&infra, principal.tenant.as_str(), *id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Query of a CSV import.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ImportQuery {
+    /// The new segment's name.
+    pub name: Option<String>,
+    /// Its description.
+    pub description: Option<String>,
+}
+
+/// Create an imported segment from a CSV (`text/csv` body) with an `email`,
+/// `external_id` or `customer_id` column; unmatched rows are counted, not refused.
+#[utoipa::path(
+    post,
+    path = "/api/v1/marketing/segments/import",
+    tag = "segments",
+    params(ImportQuery),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 201, description = "Created, with cached_count, imported_rows and unmatched_rows"), (status = 400, body = mkt_error::ErrorEnvelope)),
+    security(("bearer" = []))
+)]
+pub async fn import(
+    principal: Principal,
+    infra: web::Data<Infra>,
+    query: web::Query<ImportQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_any(WRITERS)?;
+    let query = query.into_inner();
+    let row = service::segments::import(
+        &infra,
+        principal.tenant.as_str(),
+        query.name,
+        query.description,
+        &body,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "success": true, "message": format!("Segment \"{}\" imported.", row.name), "data": view(&row),
+    })))
 }

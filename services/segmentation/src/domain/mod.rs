@@ -2,3 +2,4 @@
 //! dialects), its validation, and a reference evaluator. No I/O here.
 
 pub mod rules;
+pub mod segment;

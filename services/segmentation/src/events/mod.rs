@@ -1,3 +1,5 @@
-//! Events this service consumes (and, later, publishes through the outbox).
+//! Events segmentation consumes (ingestion's, analytics', delivery) and publishes
+//! (membership changes).
 
 pub mod consume;
+pub mod publish;

@@ -129,3 +129,23 @@ pub async fn erase(
         .await?;
     Ok(())
 }
+
+/// Stamps `customers` as changed by this transaction (the engine's change feed), making
+/// a stub profile for one not seen yet (its events may arrive before its profile).
+pub async fn touch(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    customers: &[Uuid],
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO customer_profiles (tenant_id, customer_id, version) \
+         SELECT $1, id, 0 FROM unnest($2::uuid[]) AS t(id) \
+         ON CONFLICT (tenant_id, customer_id) \
+         DO UPDATE SET revision = pg_current_xact_id()::text::bigint",
+    )
+    .bind::<diesel::sql_types::Text, _>(tenant)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(customers)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -35,6 +35,10 @@ pub struct SegmentRow {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Imported segments: data rows in the uploaded CSV.
+    pub imported_rows: Option<i64>,
+    /// Imported segments: rows that matched no live customer.
+    pub unmatched_rows: Option<i64>,
 }
 
 /// Stores a new segment.
@@ -128,4 +132,62 @@ pub async fn count_known(
         .count()
         .get_result(conn)
         .await
+}
+
+/// The tenant's dynamic segments (the consumers re-evaluate touched customers against them).
+pub async fn dynamic(conn: &mut AsyncPgConnection, tenant: &str) -> QueryResult<Vec<SegmentRow>> {
+    segments::table
+        .filter(segments::tenant_id.eq(tenant))
+        .filter(segments::kind.eq("dynamic"))
+        .select(SegmentRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// Every tenant's dynamic segments (the clock picks the time-relative ones).
+pub async fn all_dynamic(conn: &mut AsyncPgConnection) -> QueryResult<Vec<SegmentRow>> {
+    segments::table
+        .filter(segments::kind.eq("dynamic"))
+        .select(SegmentRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// Records a freshly computed audience size.
+pub async fn set_count(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    id: Uuid,
+    count: i64,
+    at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(
+        segments::table
+            .filter(segments::tenant_id.eq(tenant))
+            .filter(segments::id.eq(id)),
+    )
+    .set((
+        segments::cached_count.eq(count),
+        segments::count_cached_at.eq(at),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Drops an erased customer from every explicit member list of the tenant.
+pub async fn forget_member(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    customer: Uuid,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE segments SET member_ids = array_remove(member_ids, $2) \
+         WHERE tenant_id = $1 AND $2 = ANY(member_ids)",
+    )
+    .bind::<diesel::sql_types::Text, _>(tenant)
+    .bind::<diesel::sql_types::Uuid, _>(customer)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

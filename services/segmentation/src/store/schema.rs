@@ -26,6 +26,7 @@ diesel::table! {
         total_spent -> Int8,
         first_order_at -> Nullable<Timestamptz>,
         last_order_at -> Nullable<Timestamptz>,
+        revision -> Int8,
     }
 }
 
@@ -70,6 +71,17 @@ diesel::table! {
         emails_clicked -> Int8,
         unsubscribed -> Bool,
         updated_at -> Timestamptz,
+        scores_computed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    customer_engagements (tenant_id, customer_id, message_id, kind) {
+        tenant_id -> Text,
+        customer_id -> Uuid,
+        message_id -> Text,
+        kind -> Text,
+        occurred_at -> Timestamptz,
     }
 }
 
@@ -87,5 +99,26 @@ diesel::table! {
         count_cached_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        imported_rows -> Nullable<Int8>,
+        unmatched_rows -> Nullable<Int8>,
     }
 }
+
+diesel::table! {
+    segment_members (tenant_id, segment_id, customer_id) {
+        tenant_id -> Text,
+        segment_id -> Uuid,
+        customer_id -> Uuid,
+        entered_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    customer_profiles,
+    customer_orders,
+    customer_events,
+    customer_scores,
+    customer_engagements,
+    segments,
+    segment_members,
+);

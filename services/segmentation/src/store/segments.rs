@@ -32,9 +32,17 @@ fn query<'a>(
          WHERE p.tenant_id = $1 AND p.erased_at IS NULL AND {} {tail}",
         predicate.sql
     );
-    let mut query = diesel::sql_query(sql)
+    let query = diesel::sql_query(sql)
         .into_boxed::<Pg>()
         .bind::<Text, _>(tenant);
+    bind_predicate(query, predicate)
+}
+
+/// Binds a predicate's parameters, in order, after those already bound.
+pub fn bind_predicate<'a>(
+    mut query: diesel::query_builder::BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery>,
+    predicate: &'a Predicate,
+) -> diesel::query_builder::BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery> {
     for bind in &predicate.binds {
         query = match bind {
             Bind::Text(v) => query.bind::<Text, _>(v.clone()),

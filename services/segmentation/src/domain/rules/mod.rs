@@ -87,6 +87,38 @@ pub struct PropertyFilter {
     pub value: Value,
 }
 
+impl Group {
+    /// Every condition of the tree, depth first.
+    pub fn conditions(&self) -> Vec<&Condition> {
+        let mut all: Vec<&Condition> = self.conditions.iter().collect();
+        for group in &self.groups {
+            all.extend(group.conditions());
+        }
+        all
+    }
+
+    /// Whether the tree's result can change with nothing but the passing of time
+    /// (relative windows, days since the last order, event look-backs), so the clock
+    /// must re-evaluate it.
+    pub fn is_time_relative(&self) -> bool {
+        self.conditions().iter().any(|c| {
+            c.field == "event"
+                || c.field == "last_order_days_ago"
+                || matches!(c.operator.as_str(), "newer_than_days" | "older_than_days")
+        })
+    }
+
+    /// The longest event look-back in the tree (`None`: no event condition), so a
+    /// loader fetches only the events a rule can see.
+    pub fn event_window_days(&self) -> Option<i64> {
+        self.conditions()
+            .iter()
+            .filter(|c| c.field == "event")
+            .filter_map(|c| c.within_days)
+            .max()
+    }
+}
+
 /// Every canonical operator.
 pub const OPERATORS: &[&str] = &[
     "equals",

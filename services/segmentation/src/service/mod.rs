@@ -1,0 +1,5 @@
+//! Use cases: each runs in one transaction with the events it produces.
+
+pub mod export;
+pub mod membership;
+pub mod segments;
