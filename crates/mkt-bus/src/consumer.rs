@@ -276,3 +276,31 @@ fn decode(delivery: &Delivery) -> Result<Incoming, String> {
 pub(crate) fn set_parent(span: &tracing::Span, headers: &HashMap<String, String>) {
     mkt_telemetry::set_parent_from(span, headers);
 }
+
+/// Declares every subscription's queue (and its dead-letter queue) once, up front.
+///
+/// The consumers declare their queues themselves when they connect, but events routed
+/// before a queue exists are not delivered to it; a service that declares its queues
+/// before it starts serving cannot miss events written after it came up (on a first
+/// deployment, or in a test that writes right after starting the stack).
+pub async fn declare_queues(
+    config: &BusConfig,
+    subscriptions: &[Subscription],
+) -> Result<(), BusError> {
+    if subscriptions.is_empty() {
+        return Ok(());
+    }
+    let connection = crate::connect(config, "declare-queues").await?;
+    let channel = connection.create_channel().await?;
+    for subscription in subscriptions {
+        topology::declare_consumer_queue(
+            &channel,
+            config,
+            &subscription.queue(),
+            &subscription.routing_key,
+        )
+        .await?;
+    }
+    let _ = connection.close(200, "queues declared".into()).await;
+    Ok(())
+}

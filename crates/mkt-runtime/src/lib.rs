@@ -202,6 +202,18 @@ pub async fn spawn(
         }
         .run(),
     ));
+    // Queues first (bounded: a broker that is down must not stop the service starting;
+    // the consumers then declare them when they connect).
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        mkt_bus::consumer::declare_queues(&config.bus, &subscriptions),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "could not declare queues at start"),
+        Err(_) => tracing::warn!("declaring queues at start timed out"),
+    }
     for subscription in subscriptions {
         background.push(tokio::spawn(mkt_bus::consumer::run(
             pool.clone(),
