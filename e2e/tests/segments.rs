@@ -326,3 +326,95 @@ async fn segments_are_created_counted_replaced_listed_and_deleted_per_tenant() {
         404
     );
 }
+
+#[actix_web::test]
+async fn every_operator_selects_its_hand_computed_audience() {
+    let stack = Stack::start().await;
+    let writer = support::token("acme", &["ingest"]);
+    // 0 ann: CA, 2 orders, 12000 | 1 bob: TX, 1 order, 20000 | 2 cy: CA, 5 orders, 500,
+    // two add_to_cart (category Shoes) | 3 dee: NY, no orders.
+    let ids = seed(&stack, &writer).await;
+    let marketer = support::token("acme", &["marketer"]);
+    let condition = |field: &str, operator: &str, value: Value| json!({"field": field, "operator": operator, "value": value});
+    let between =
+        json!({"field": "total_spent", "operator": "between", "value": 500, "value2": 12000});
+    let event = |operator: &str, times: i64| {
+        json!({"field": "event", "operator": operator, "value": times,
+               "event_type": "add_to_cart", "within_days": 7})
+    };
+    let cases: Vec<(Value, Vec<usize>)> = vec![
+        (condition("state", "equals", json!("ca")), vec![0, 2]),
+        (condition("state", "not_equals", json!("CA")), vec![1, 3]),
+        (
+            condition("total_spent", "greater_than", json!(12000)),
+            vec![1],
+        ),
+        (
+            condition("total_spent", "greater_than_or_equals", json!(12000)),
+            vec![0, 1],
+        ),
+        (condition("orders_count", "less_than", json!(2)), vec![1, 3]),
+        (
+            condition("orders_count", "less_than_or_equals", json!(2)),
+            vec![0, 1, 3],
+        ),
+        (between, vec![0, 2]),
+        (condition("state", "in", json!(["TX", "ny"])), vec![1, 3]),
+        (
+            condition("state", "not_in", json!(["TX", "NY"])),
+            vec![0, 2],
+        ),
+        (condition("email", "contains", json!("B@")), vec![1]),
+        (
+            condition("email", "not_contains", json!("nn")),
+            vec![1, 2, 3],
+        ),
+        (condition("email", "starts_with", json!("c")), vec![2]),
+        (
+            condition("email", "ends_with", json!("e@example.com")),
+            vec![3],
+        ),
+        (
+            condition("last_order_at", "is_set", Value::Null),
+            vec![0, 1, 2],
+        ),
+        (
+            condition("last_order_at", "is_not_set", Value::Null),
+            vec![3],
+        ),
+        (
+            condition("created_at", "before", json!("2000-01-01T00:00:00Z")),
+            vec![],
+        ),
+        (
+            condition("created_at", "after", json!("2000-01-01T00:00:00Z")),
+            vec![0, 1, 2, 3],
+        ),
+        (
+            condition("last_order_at", "newer_than_days", json!(1)),
+            vec![0, 1, 2],
+        ),
+        (
+            condition("last_order_at", "older_than_days", json!(1)),
+            vec![],
+        ),
+        (event("performed_at_least", 2), vec![2]),
+        (event("performed_at_most", 1), vec![0, 1, 3]),
+        (event("performed_exactly", 2), vec![2]),
+        (event("not_performed", 0), vec![0, 1, 3]),
+        (
+            json!({"field": "event", "operator": "performed_at_least", "value": 2,
+                   "event_type": "add_to_cart", "within_days": 7,
+                   "property": {"name": "category", "value": "shoes"}}),
+            vec![2],
+        ),
+    ];
+    for (condition, expected) in cases {
+        let rules = json!({"rules": {"id": "root", "logic": "AND", "conditions": [condition], "groups": []},
+                           "sample_size": 100});
+        let (status, body) = preview(&stack, &marketer, rules).await;
+        assert_eq!(status, 200, "{condition}: {body}");
+        assert_eq!(members(&body), expect(&ids, &expected), "{condition}");
+        assert_eq!(body["data"]["count"], expected.len(), "{condition}");
+    }
+}
