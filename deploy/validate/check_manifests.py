@@ -94,6 +94,19 @@ SERVICE_ENV_OPTIONAL = {
     "MKT_BUS__RETENTION_HOURS",
 }
 GATEWAY_ENV_OPTIONAL = {"MKT_UPSTREAMS__CONNECT_TIMEOUT_MS"}
+# Service-specific settings (docs/operations.md, docs/integrations.md), by binary.
+SERVICE_SPECIFIC_ENV = {
+    "cdp-analytics": {
+        "MKT_INTEGRATIONS__ENCRYPTION_KEY",
+        "MKT_INTEGRATIONS__ENCRYPTION_KEY_ID",
+        "MKT_INTEGRATIONS__PREVIOUS_ENCRYPTION_KEYS",
+        "MKT_INTEGRATIONS__VTEX_BASE_URL",
+        "MKT_INTEGRATIONS__VTEX_TIMEOUT_MS",
+        "MKT_INTEGRATIONS__INGESTION_URL",
+        "MKT_INTEGRATIONS__INGESTION_TOKEN_SECRET",
+        "MKT_INTEGRATIONS__SYNC_POLL_MS",
+    },
+}
 
 
 def upstream_env(name: str) -> str:
@@ -111,7 +124,7 @@ GATEWAY_ENV_REQUIRED = {
     "OTEL_SERVICE_NAME",
 }
 SECRET_KEYS_REQUIRED = {f"{s}-database-url" for s in SERVICES} | {"amqp-url", "jwt-hs256-secret"}
-SECRET_KEYS_OPTIONAL = {"jwt-hs256-secret"}  # must be referenced with optional: true
+SECRET_KEYS_OPTIONAL = {"jwt-hs256-secret", "integrations-encryption-key"}  # must be referenced with optional: true
 
 CLUSTER_SCOPED = {
     "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
@@ -462,7 +475,8 @@ def env_map(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def expected_env(kind: str) -> tuple[set[str], set[str]]:
     if kind == GATEWAY:
         return GATEWAY_ENV_REQUIRED, GATEWAY_ENV_REQUIRED | AUTH_KEY_ENV | OPTIONAL_ENV | GATEWAY_ENV_OPTIONAL
-    return SERVICE_ENV_REQUIRED, SERVICE_ENV_REQUIRED | AUTH_KEY_ENV | OPTIONAL_ENV | SERVICE_ENV_OPTIONAL
+    return SERVICE_ENV_REQUIRED, (SERVICE_ENV_REQUIRED | AUTH_KEY_ENV | OPTIONAL_ENV | SERVICE_ENV_OPTIONAL
+                                  | SERVICE_SPECIFIC_ENV.get(kind, set()))
 
 
 def check_k8s_env(report: Report, where: str, binary: str, c: dict[str, Any], cm_data: dict[str, str],

@@ -2,9 +2,14 @@
 //! 0 against real PostgreSQL and RabbitMQ (see `mkt-test-support`). The tests live in
 //! `tests/`.
 
+pub mod fake_vtex;
+
 use mkt_runtime::Running;
 use mkt_test_support as support;
 use serde_json::Value;
+
+/// cdp-analytics' credential encryption key in tests (base64 of 32 bytes).
+pub const TEST_INTEGRATIONS_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 /// All five services and the gateway, each on port 0, with their own databases and
 /// one shared vhost.
@@ -19,6 +24,10 @@ pub struct Stack {
     pub ingestion_db: String,
     /// Part of the stack.
     pub segmentation_db: String,
+    /// Part of the stack (cdp-analytics' database).
+    pub analytics_db: String,
+    /// Part of the stack (tests call its scheduler directly).
+    pub analytics: Running,
     /// Part of the stack.
     pub http: reqwest::Client,
     /// The vhost's AMQP URL.
@@ -35,6 +44,16 @@ impl Stack {
     /// Starts all five services and the gateway; `broken_upstream` points the gateway's
     /// cdp-analytics route at a closed port instead.
     pub async fn start_with(broken_upstream: Option<&str>) -> Self {
+        Self::start_full(broken_upstream, None).await
+    }
+
+    /// Starts everything with cdp-analytics' VTEX base URL at `vtex_url` (a
+    /// [`fake_vtex::FakeVtex`]).
+    pub async fn start_with_vtex(vtex_url: &str) -> Self {
+        Self::start_full(None, Some(vtex_url)).await
+    }
+
+    async fn start_full(broken_upstream: Option<&str>, vtex_url: Option<&str>) -> Self {
         let amqp = support::vhost().await;
         let amqp_url = amqp.clone();
         let ingestion_db = support::database_for(&ingestion::SPEC).await;
@@ -56,10 +75,20 @@ impl Stack {
         let webhook = webhook::spawn(support::service_config_for(&webhook::SPEC, &amqp).await)
             .await
             .expect("webhook");
-        let analytics =
-            cdp_analytics::spawn(support::service_config_for(&cdp_analytics::SPEC, &amqp).await)
-                .await
-                .expect("analytics");
+        let analytics_db = support::database_for(&cdp_analytics::SPEC).await;
+        let analytics = cdp_analytics::spawn(cdp_analytics::config::Config {
+            service: config(&analytics_db, "cdp_analytics"),
+            integrations: cdp_analytics::config::IntegrationsConfig {
+                encryption_key: Some(TEST_INTEGRATIONS_KEY.into()),
+                // A closed port unless a test brings a fake VTEX.
+                vtex_base_url: vtex_url.unwrap_or("http://127.0.0.1:9").to_owned(),
+                ingestion_url: ingestion.url(),
+                sync_poll_ms: 200,
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("analytics");
         let upstreams = gateway::config::Upstreams {
             ingestion: ingestion.url(),
             segmentation: segmentation.url(),
@@ -89,9 +118,11 @@ impl Stack {
             segmentation,
             ingestion_db,
             segmentation_db,
+            analytics_db,
             http: reqwest::Client::new(),
             amqp_url,
-            _others: vec![campaign, webhook, analytics],
+            analytics,
+            _others: vec![campaign, webhook],
         }
     }
 

@@ -409,12 +409,53 @@ async fn every_operator_selects_its_hand_computed_audience() {
             vec![2],
         ),
     ];
-    for (condition, expected) in cases {
+    // The first preview is answered by SQL while the replica loads the tenant into its
+    // in-memory engine; once loaded, the engine answers. Both must give these audiences.
+    let rich = json!({"criteria": {"total_spent": {"gt": 12000}}, "sample_size": 100});
+    let mut engines_seen = std::collections::BTreeSet::new();
+    for (condition, expected) in &cases {
         let rules = json!({"rules": {"id": "root", "logic": "AND", "conditions": [condition], "groups": []},
                            "sample_size": 100});
         let (status, body) = preview(&stack, &marketer, rules).await;
         assert_eq!(status, 200, "{condition}: {body}");
-        assert_eq!(members(&body), expect(&ids, &expected), "{condition}");
+        assert_eq!(
+            members(&body),
+            expect(&ids, expected),
+            "{condition} ({})",
+            body["data"]["evaluated_by"]
+        );
         assert_eq!(body["data"]["count"], expected.len(), "{condition}");
+        engines_seen.insert(
+            body["data"]["evaluated_by"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        );
     }
+    assert!(engines_seen.contains("sql"), "{engines_seen:?}");
+    support::eventually(Duration::from_secs(15), "the engine to load", || async {
+        let (_, body) = preview(&stack, &marketer, rich.clone()).await;
+        (body["data"]["evaluated_by"] == "memory").then_some(())
+    })
+    .await;
+    for (condition, expected) in &cases {
+        let rules = json!({"rules": {"id": "root", "logic": "AND", "conditions": [condition], "groups": []},
+                           "sample_size": 100});
+        let (_, body) = preview(&stack, &marketer, rules).await;
+        assert_eq!(body["data"]["evaluated_by"], "memory");
+        assert_eq!(
+            members(&body),
+            expect(&ids, expected),
+            "memory: {condition}"
+        );
+    }
+
+    // The engine follows the change feed: Dee's first order shows in the next previews.
+    stack.place_order(&writer, &ids[3], 30_000).await;
+    support::eventually(Duration::from_secs(15), "the order in memory", || async {
+        let (_, body) = preview(&stack, &marketer, rich.clone()).await;
+        (body["data"]["evaluated_by"] == "memory" && members(&body) == expect(&ids, &[1, 3]))
+            .then_some(())
+    })
+    .await;
 }

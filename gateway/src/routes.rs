@@ -103,10 +103,11 @@ pub const RULES: &[Rule] = &[
         write: &[Role::Analyst],
         long: false,
     },
+    // Store credentials and sync state are tenant settings: admin only, reads included.
     Rule {
         pattern: &["api", "v2", "cdp", "tenant-integrations"],
         service: Service::CdpAnalytics,
-        read: READERS,
+        read: &[],
         write: &[],
         long: false,
     },

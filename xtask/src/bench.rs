@@ -63,7 +63,11 @@ impl Options {
         let mut args = args.iter();
         match args.next().map(String::as_str) {
             Some("ingestion") => {}
-            Some(other) => bail!("unknown benchmark {other:?}: only `ingestion` exists\n{USAGE}"),
+            Some(other) => {
+                bail!(
+                    "unknown benchmark {other:?}: `ingestion`, `segmentation` or `analytics`\n{USAGE}"
+                )
+            }
             None => bail!("which benchmark?\n{USAGE}"),
         }
         let mut options = Options {
@@ -559,6 +563,23 @@ struct Bench {
 
 /// `cargo xtask bench ingestion [...]`
 pub fn command(args: &[String]) -> Result<ExitCode> {
+    if args.first().is_some_and(|a| a == "segmentation") {
+        return crate::bench_segmentation::command(&args[1..]);
+    }
+    if args.first().is_some_and(|a| a == "analytics") {
+        // A bench binary of cdp-analytics (release): its own throwaway Postgres, the
+        // service's own processing code, and Python lifetimes side by side.
+        let status = crate::cargo()
+            .args(["bench", "-p", "cdp-analytics", "--bench", "analytics", "--"])
+            .args(&args[1..])
+            .current_dir(crate::workspace_root())
+            .status()?;
+        return Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let options = Options::parse(args)?;
     let env = StackEnv::load()?;
     // Before any runtime exists: it starts one of its own.

@@ -16,6 +16,7 @@
 )]
 
 mod bench;
+mod bench_segmentation;
 mod demo;
 mod signals;
 mod stack;
@@ -40,6 +41,11 @@ commands:
                            load a synthetic store (customers, orders, events) through the gateway
   bench ingestion [--seconds S] [--concurrency 1,8,32,64] [--batch-concurrency 1,4,8] ...
                            load-test ingestion through the gateway, side by side with pgbench
+  bench segmentation [--customers 1000000] [--also-10m] [--reps R] [--sql-reps R]
+                           the in-memory segment engine against SQL on a generated tenant (release build,
+                           its own throwaway PostgreSQL)
+  bench analytics [--customers 1000000] [--orders-per-customer 5] [--skip-peer]
+                           RFM + CLV + churn over 1M customers, and the BG/NBD fit next to Python lifetimes
   help                     this text";
 
 fn main() -> ExitCode {

@@ -128,8 +128,9 @@ impl Running {
     }
 }
 
-/// Builds the service's routes on top of the shared ones.
-pub type Routes = fn(&mut web::ServiceConfig);
+/// Builds the service's routes on top of the shared ones. A closure, so a service can
+/// hand its handlers state of its own (an in-memory index, a client) as `web::Data`.
+pub type Routes = std::sync::Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
 /// A long-running background task of a service (an import worker, a scheduler),
 /// started with the infrastructure handles and aborted on shutdown.
@@ -241,7 +242,7 @@ pub async fn spawn(
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/openapi.json", web::get().to(openapi_json))
-            .configure(routes)
+            .configure(|cfg| routes(cfg))
     })
     .shutdown_timeout(10);
     if let Some(workers) = config.http.workers {

@@ -1,12 +1,18 @@
-//! The cdp-analytics service: RFM, CLV and churn scores; the customer 360; tenant integrations.
+//! The cdp-analytics service: RFM, CLV and churn scores; the customer 360; tenant
+//! integrations.
 //!
-//! Foundation stage: it runs with its own schema, role, migrations, health and
-//! readiness, and an (empty) OpenAPI document; its domain comes with its issue.
+//! Layout: `api/` routes and handlers, `domain/` RFM and the processing run's models,
+//! `service/` use cases (processing runs, their worker and schedule), `store/` tables and
+//! queries, `events/` what it consumes (ingestion, delivery) and publishes (scores, churn
+//! alerts).
 
 pub mod api;
 pub mod config;
-
-use utoipa::OpenApi;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod service;
+pub mod store;
 
 /// Name, schema and migrations of this service.
 pub static SPEC: mkt_runtime::ServiceSpec = mkt_runtime::ServiceSpec {
@@ -15,21 +21,37 @@ pub static SPEC: mkt_runtime::ServiceSpec = mkt_runtime::ServiceSpec {
     migrations: &MIGRATIONS,
 };
 
-/// This service's own migrations (none yet beyond the bus tables).
+/// This service's own migrations.
 pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations");
 
 /// What this service plugs into the shared runtime.
 pub fn parts() -> mkt_runtime::Parts {
     mkt_runtime::Parts {
-        routes: api::routes,
-        openapi: api::ApiDoc::openapi(),
-        subscriptions: Vec::new(),
-        workers: Vec::new(),
+        routes: std::sync::Arc::new(api::routes),
+        openapi: api::openapi(),
+        subscriptions: events::consume::subscriptions(),
+        workers: vec![
+            Box::new(|infra| Box::pin(service::processing::run_worker(infra))),
+            Box::new(|infra| Box::pin(service::processing::run_schedule(infra))),
+        ],
     }
 }
 
-/// Starts the service (tests call this with port 0).
-pub async fn spawn(config: config::Config) -> anyhow::Result<mkt_runtime::Running> {
-    mkt_runtime::spawn(&SPEC, config, parts()).await
+/// Starts the service (tests call this with port 0, with a `ServiceConfig` or a full
+/// [`config::Config`]).
+pub async fn spawn(config: impl Into<config::Config>) -> anyhow::Result<mkt_runtime::Running> {
+    let config = config.into();
+    let integrations = service::integrations::Context::from_config(&config)?;
+    let mut parts = parts();
+    parts
+        .workers
+        .push(service::integrations::worker(integrations.clone()));
+    let routes = parts.routes.clone();
+    let integrations = actix_web::web::Data::from(integrations);
+    parts.routes = std::sync::Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| {
+        cfg.app_data(integrations.clone());
+        routes(cfg);
+    });
+    mkt_runtime::spawn(&SPEC, config.service, parts).await
 }

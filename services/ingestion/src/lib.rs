@@ -29,7 +29,7 @@ pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
 /// What this service plugs into the shared runtime.
 pub fn parts() -> mkt_runtime::Parts {
     mkt_runtime::Parts {
-        routes: api::routes,
+        routes: std::sync::Arc::new(api::routes),
         openapi: api::ApiDoc::openapi(),
         subscriptions: Vec::new(),
         workers: vec![service::imports::worker()],

@@ -26,15 +26,23 @@ pub static SPEC: mkt_runtime::ServiceSpec = mkt_runtime::ServiceSpec {
 pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations");
 
-/// What this service plugs into the shared runtime.
+/// What this service plugs into the shared runtime: its routes (with the replica's
+/// segment engines as handler state), consumers, the membership clock and the engine
+/// refresher.
 pub fn parts() -> mkt_runtime::Parts {
+    let engines = std::sync::Arc::new(service::engine::Engines::default());
+    let for_routes = engines.clone();
     mkt_runtime::Parts {
-        routes: api::routes,
+        routes: std::sync::Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| {
+            cfg.app_data(actix_web::web::Data::from(for_routes.clone()));
+            api::routes(cfg);
+        }),
         openapi: api::ApiDoc::openapi(),
         subscriptions: events::consume::subscriptions(),
-        workers: vec![Box::new(|infra| {
-            Box::pin(service::membership::run_clock(infra))
-        })],
+        workers: vec![
+            Box::new(|infra| Box::pin(service::membership::run_clock(infra))),
+            Box::new(move |infra| Box::pin(service::engine::run_refresher(infra, engines))),
+        ],
     }
 }
 

@@ -1,14 +1,36 @@
-//! The route table of the cdp-analytics service, and nothing else. Its resource routes arrive
-//! with their issue; until then only the shared health and OpenAPI routes exist.
+//! The route table of the cdp-analytics service, and nothing else.
 
 use actix_web::web;
 use mkt_runtime::BearerAuth;
 use utoipa::OpenApi;
 
+pub mod analytics;
+pub mod customers;
+pub mod integrations;
+pub mod process;
+
 /// Registers every route.
-pub fn routes(_cfg: &mut web::ServiceConfig) {}
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(process::routes)
+        .configure(analytics::routes)
+        .configure(customers::routes)
+        .configure(integrations::routes);
+}
 
 /// The OpenAPI description of these routes.
 #[derive(OpenApi)]
-#[openapi(info(title = "CDP analytics API", description = "RFM, CLV and churn scores; the customer 360; tenant integrations."), modifiers(&BearerAuth))]
+#[openapi(
+    info(title = "CDP analytics API", description = "RFM, CLV and churn scores; the customer 360; tenant integrations."),
+    modifiers(&BearerAuth)
+)]
 pub struct ApiDoc;
+
+/// The whole document: the shared info plus each resource's paths.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(process::Doc::openapi());
+    doc.merge(analytics::Doc::openapi());
+    doc.merge(customers::Doc::openapi());
+    doc.merge(integrations::Doc::openapi());
+    doc
+}

@@ -9,6 +9,7 @@ use crate::domain::rules::{dialects, fields, sql};
 use crate::domain::segment::{Draft, DraftError, Kind, RawDraft};
 use crate::error::ApiError;
 use crate::service;
+use crate::service::engine::Engines;
 use crate::store::{self, segments};
 
 const READERS: &[Role] = &[Role::Reader, Role::Marketer, Role::Analyst];
@@ -42,26 +43,34 @@ pub struct PreviewInput {
 pub async fn preview(
     principal: Principal,
     infra: web::Data<Infra>,
+    engines: web::Data<Engines>,
     body: web::Json<PreviewInput>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(READERS)?;
     let input = body.into_inner();
     let (tree, _) = dialects::normalise(input.rules.as_ref(), input.criteria.as_ref())
         .map_err(ApiError::InvalidCriteria)?;
-    let predicate = sql::compile(&tree, chrono::Utc::now(), 2);
-    let mut conn = infra.pool.get().await?;
-    let count = segments::count(&mut conn, principal.tenant.as_str(), &predicate).await?;
-    let sample = segments::members(
-        &mut conn,
-        principal.tenant.as_str(),
-        &predicate,
-        input.sample_size.unwrap_or(10).clamp(0, 100),
-        0,
-    )
-    .await?;
+    let now = chrono::Utc::now();
+    let sample_size = input.sample_size.unwrap_or(10).clamp(0, 100);
+    let tenant = principal.tenant.as_str();
+    let (count, sample, evaluated_by) = match engines
+        .audience(&infra, tenant, &tree, now, sample_size as usize)
+        .await
+    {
+        Some(audience) => (audience.count as i64, audience.sample, "memory"),
+        None => {
+            // No index in this replica yet (it is loading): the same answer from SQL.
+            let predicate = sql::compile(&tree, now, 2);
+            let mut conn = infra.pool.get().await?;
+            let count = segments::count(&mut conn, tenant, &predicate).await?;
+            let sample = segments::members(&mut conn, tenant, &predicate, sample_size, 0).await?;
+            (count, sample, "sql")
+        }
+    };
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "success": true,
-        "data": {"count": count, "sample_ids": sample, "audienceSize": count, "sampleUserIds": sample, "rules": tree},
+        "data": {"count": count, "sample_ids": sample, "audienceSize": count, "sampleUserIds": sample,
+                 "rules": tree, "evaluated_by": evaluated_by},
     })))
 }
 

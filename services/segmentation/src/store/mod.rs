@@ -10,3 +10,4 @@ pub mod saved;
 pub mod schema;
 pub mod scores;
 pub mod segments;
+pub mod snapshot;

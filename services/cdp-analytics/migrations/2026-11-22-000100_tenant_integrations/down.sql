@@ -1,0 +1,3 @@
+DROP TABLE integration_orders;
+DROP TABLE integration_sync_runs;
+DROP TABLE tenant_integrations;
