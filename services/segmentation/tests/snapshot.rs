@@ -82,7 +82,10 @@ async fn loads_a_tenant_and_follows_its_changes_even_when_they_commit_late() {
         "no scores row reads as 0"
     );
 
-    // A writer stamps A while our next read runs, and commits after it.
+    // A writer stamps A while our next read runs, and commits after it. Other tests
+    // share this PostgreSQL cluster, and their open transactions can hold `xmin` back
+    // so that reads return customers again: the protocol allows that (upserts are
+    // idempotent), so the assertions look for what must and must not be there.
     let mut writer = connect(&url).await;
     writer
         .batch_execute(&format!(
@@ -94,21 +97,28 @@ async fn loads_a_tenant_and_follows_its_changes_even_when_they_commit_late() {
     let (changes, next) = load_changed(&mut conn, TENANT, watermark)
         .await
         .expect("changes");
+    assert!(next >= watermark, "the watermark never moves back");
     assert!(
-        changes.is_empty(),
+        !changes
+            .iter()
+            .any(|c| matches!(c, Change::Upsert(r) if r.state.as_deref() == Some("TX"))),
         "the uncommitted write is invisible: {changes:?}"
     );
     writer.batch_execute("COMMIT").await.expect("commit");
     let (changes, after) = load_changed(&mut conn, TENANT, next)
         .await
         .expect("changes");
+    assert!(after >= next, "the watermark never moves back");
     assert!(
-        after > next,
-        "the watermark moves past the committed writer"
+        changes.iter().any(|c| matches!(c, Change::Upsert(r) if r.id == A && r.state.as_deref() == Some("TX") && r.events.len() == 2)),
+        "the late commit is caught: {changes:?}"
     );
     assert!(
-        matches!(changes.as_slice(), [Change::Upsert(r)] if r.id == A && r.state.as_deref() == Some("TX") && r.events.len() == 2),
-        "the late commit is caught: {changes:?}"
+        changes.iter().all(|c| match c {
+            Change::Upsert(r) => r.id == A || r.id == B,
+            Change::Remove(id) => *id == C,
+        }),
+        "only this tenant's customers come back, the erased one as a removal: {changes:?}"
     );
     for change in changes {
         index.apply(change);
@@ -125,7 +135,14 @@ async fn loads_a_tenant_and_follows_its_changes_even_when_they_commit_late() {
     let (changes, _) = load_changed(&mut conn, TENANT, after)
         .await
         .expect("changes");
-    assert_eq!(changes, vec![Change::Remove(B)]);
+    assert!(changes.contains(&Change::Remove(B)), "{changes:?}");
+    assert!(
+        changes.iter().all(|c| match c {
+            Change::Upsert(r) => r.id == A,
+            Change::Remove(id) => *id == B || *id == C,
+        }),
+        "besides the erasure, at most re-reads: {changes:?}"
+    );
     for change in changes {
         index.apply(change);
     }
