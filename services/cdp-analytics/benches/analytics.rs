@@ -275,12 +275,13 @@ async fn bench_on(options: &Options, work: &Scratch, admin: &str, url: &str) -> 
     for run in [&first, &steady].into_iter().flatten() {
         let _ = writeln!(
             table,
-            "| {} | {:.2} s | {}, {} records, {} of WAL |",
+            "| {} | {:.2} s | {}, {} records, {} of WAL; other processes: {:.2} cores |",
             run.name,
             run.elapsed.as_secs_f64(),
             run.status,
             thousands(run.records as u64),
-            megabytes(run.wal_bytes)
+            megabytes(run.wal_bytes),
+            run.others,
         );
     }
     print!("{table}");
@@ -531,6 +532,8 @@ async fn generate(conn: &mut AsyncPgConnection, options: &Options) -> Result<Gen
 struct LiveRun {
     name: &'static str,
     elapsed: Duration,
+    /// Cores busy outside the bench and its PostgreSQL meanwhile.
+    others: f64,
     status: String,
     records: i64,
     wal_bytes: i64,
@@ -552,14 +555,16 @@ async fn live_run(
         as_of: None,
     };
     let wal = wal_position(conn).await?;
+    let cpu = CpuSample::take();
     let started = Instant::now();
     let run = processing::run_now(infra, TENANT, &request)
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     let elapsed = started.elapsed();
+    let others = cpu.others_until(&CpuSample::take());
     let wal_bytes = wal_position(conn).await? - wal;
     println!(
-        "{name}: {:.2} s, {} ({} records){}",
+        "{name}: {:.2} s, {} ({} records; other processes used {others:.2} cores meanwhile){}",
         elapsed.as_secs_f64(),
         run.status,
         thousands(run.records_processed as u64),
@@ -578,6 +583,7 @@ async fn live_run(
     Ok(LiveRun {
         name,
         elapsed,
+        others,
         status: run.status,
         records: run.records_processed,
         wal_bytes,
@@ -589,6 +595,8 @@ struct Phased {
     statement_timeout: String,
     /// Score rows of the tenant before the run.
     existing: i64,
+    /// Cores busy outside the bench and its PostgreSQL meanwhile.
+    others: f64,
     facts: Vec<CustomerFacts>,
     as_of: DateTime<Utc>,
     customers: usize,
@@ -661,10 +669,12 @@ impl Phased {
         row("total", self.total, false);
         let _ = writeln!(
             t,
-            "\n{} customers scored, {} of WAL. The service's statement_timeout ({}) was \
-             lifted for this run; the facts query and `scores::risks` are one statement each.",
+            "\n{} customers scored, {} of WAL; other processes used {:.2} cores meanwhile. \
+             The service's statement_timeout ({}) was lifted for this run; the facts query \
+             and `scores::risks` are one statement each.",
             thousands(self.customers as u64),
             megabytes(self.wal_bytes),
+            self.others,
             self.statement_timeout,
         );
         t
@@ -727,6 +737,7 @@ async fn phases(
     )
     .await?;
     let wal = wal_position(wal_conn).await?;
+    let cpu = CpuSample::take();
     let total = Instant::now();
     let analyses = Analyses::parse(&[]).map_err(anyhow::Error::msg)?;
     let t = Instant::now();
@@ -857,6 +868,7 @@ async fn phases(
         alerts,
         commit,
         crossings,
+        others: cpu.others_until(&CpuSample::take()),
         wal_bytes: wal_position(wal_conn).await? - wal,
         existing,
         total,
@@ -908,6 +920,8 @@ struct Fits {
     model: PurchaseModel,
     gamma_gamma: Duration,
     histories_time: Duration,
+    /// Distinct `(x, T)` pairs among the histories.
+    distinct_x_age: usize,
 }
 
 fn fit_alone(facts: &[CustomerFacts], as_of: DateTime<Utc>) -> Fits {
@@ -920,6 +934,11 @@ fn fit_alone(facts: &[CustomerFacts], as_of: DateTime<Utc>) -> Fits {
         .map(|f| scoring::history(f, as_of_day))
         .collect();
     let histories_time = t.elapsed();
+    let distinct_x_age = histories
+        .iter()
+        .map(|h| (h.frequency, h.age.to_bits()))
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     let mut times = Vec::new();
     let mut model = None;
     for _ in 0..3 {
@@ -950,6 +969,7 @@ fn fit_alone(facts: &[CustomerFacts], as_of: DateTime<Utc>) -> Fits {
         model: model.expect("three fits"),
         gamma_gamma,
         histories_time,
+        distinct_x_age,
     }
 }
 
@@ -980,8 +1000,17 @@ impl Fits {
         );
         let _ = writeln!(
             t,
-            "| the rest: RFM, P(alive), CLV and E[X] per customer, tiers, summaries | {:.3} s |",
+            "| the rest: RFM; P(alive) and E[X] per distinct history (all cores); CLV per customer; tiers; summaries | {:.3} s |",
             rest.as_secs_f64()
+        );
+        let distinct = match &self.model {
+            PurchaseModel::BgNbd(fit) => thousands(fit.patterns as u64),
+            PurchaseModel::Heuristic { .. } => "-".into(),
+        };
+        let _ = writeln!(
+            t,
+            "\ndistinct (x, t_x, T): {distinct}; distinct (x, T): {}",
+            thousands(self.distinct_x_age as u64)
         );
         t
     }
@@ -1303,6 +1332,88 @@ async fn sizes(conn: &mut AsyncPgConnection) -> Result<String> {
         megabytes(payload),
         megabytes(outbox),
     ))
+}
+
+/// Cumulative CPU ticks of the machine and of this bench's process tree (itself and its
+/// PostgreSQL, whose backends are the postmaster's children), from `/proc`.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    total: u64,
+    busy: u64,
+    mine: u64,
+}
+
+impl CpuSample {
+    fn take() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|n| n.parse().unwrap_or(0))
+            .collect();
+        let total: u64 = cpu.iter().sum();
+        let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
+        // pid -> (ppid, own ticks + reaped children's ticks)
+        let mut procs = std::collections::HashMap::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some(close) = text.rfind(')') else {
+                continue;
+            };
+            let fields: Vec<u64> = text[close + 1..]
+                .split_whitespace()
+                .map(|n| n.parse().unwrap_or(0))
+                .collect();
+            if let (Some(ppid), Some(times)) = (fields.get(1), fields.get(11..15)) {
+                procs.insert(pid, (*ppid as u32, times.iter().sum::<u64>()));
+            }
+        }
+        let me = std::process::id();
+        let mine = procs
+            .iter()
+            .filter(|(pid, _)| {
+                let mut pid = **pid;
+                for _ in 0..8 {
+                    if pid == me {
+                        return true;
+                    }
+                    match procs.get(&pid) {
+                        Some((parent, _)) if *parent > 1 => pid = *parent,
+                        _ => return false,
+                    }
+                }
+                false
+            })
+            .map(|(_, (_, ticks))| ticks)
+            .sum();
+        Self {
+            total,
+            busy: total - idle,
+            mine,
+        }
+    }
+
+    /// Cores busy outside this bench's process tree between `self` and `later`.
+    fn others_until(&self, later: &CpuSample) -> f64 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let total = later.total.saturating_sub(self.total).max(1) as f64;
+        let busy = later.busy.saturating_sub(self.busy);
+        let mine = later.mine.saturating_sub(self.mine);
+        busy.saturating_sub(mine) as f64 / total * cores
+    }
 }
 
 fn peak_rss() -> String {

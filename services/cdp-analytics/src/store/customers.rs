@@ -218,8 +218,8 @@ struct OrderFact {
 /// ungrouped, and folded here. Asking Postgres to group by customer and day (or to sort
 /// by customer) made it walk `orders_customer_idx` and read the table in customer order,
 /// one random page per order (the planner takes the index's leading `tenant_id` as
-/// perfectly correlated with the table), or else hash or sort millions of rows: 10-35 s
-/// for a tenant of 5M orders where this takes about 3 (`docs/benchmarks.md`). Memory
+/// perfectly correlated with the table), or else hash or sort millions of rows: 12 s for
+/// a tenant of 5M orders where this takes about 4 (`docs/benchmarks.md`). Memory
 /// holds 32 bytes per counted order while folding, then one entry per customer.
 pub async fn facts(
     conn: &mut AsyncPgConnection,

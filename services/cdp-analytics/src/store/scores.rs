@@ -64,12 +64,11 @@ const REPLACE_CHUNK: usize = 20_000;
 /// Writes a run's scores and drops the rows of customers the run no longer scores
 /// (their last counted order was refunded, or they were erased).
 ///
-/// The tenant's previous rows are deleted first, so the new ones are plain inserts
-/// rather than updates (an update writes a new row version and new index entries all
-/// the same, after a lookup); each chunk of rows travels as one array per column
-/// (`INSERT ... SELECT FROM unnest(...)`), one statement with 20 parameters instead of 20
-/// per row. Postgres' index maintenance is most of what remains: see
-/// `docs/benchmarks.md`.
+/// Each chunk of rows travels as one array per column (`INSERT ... SELECT FROM
+/// unnest(...) ON CONFLICT ... DO UPDATE`): one statement with 20 parameters, planned
+/// once, instead of 20 parameters per row. Postgres' index maintenance is most of what
+/// remains (see `docs/benchmarks.md`; deleting the tenant's rows first and inserting
+/// afresh measured no faster than the upsert).
 pub async fn replace(
     conn: &mut AsyncPgConnection,
     tenant: &str,
@@ -78,16 +77,11 @@ pub async fn replace(
 ) -> QueryResult<()> {
     use customer_scores::dsl as s;
     use diesel::sql_types::{Array, Bpchar, Float8, Int4, Int8, Timestamptz, Uuid as SqlUuid};
-    diesel::delete(s::customer_scores.filter(s::tenant_id.eq(tenant)))
-        .execute(conn)
-        .await?;
     for chunk in rows.chunks(REPLACE_CHUNK) {
         let column = |f: fn(&ScoreRow) -> Option<i32>| chunk.iter().map(f).collect::<Vec<_>>();
         let big = |f: fn(&ScoreRow) -> Option<i64>| chunk.iter().map(f).collect::<Vec<_>>();
         let real = |f: fn(&ScoreRow) -> Option<f64>| chunk.iter().map(f).collect::<Vec<_>>();
         let text = |f: fn(&ScoreRow) -> Option<&str>| chunk.iter().map(f).collect::<Vec<_>>();
-        // A conflict is still possible (a row of another tenant, a customer twice): it
-        // updates as before.
         diesel::sql_query(
             "INSERT INTO customer_scores (tenant_id, customer_id, run_id, as_of, recency_days, \
                  frequency, monetary, recency_score, frequency_score, monetary_score, rfm_score, \
@@ -131,19 +125,13 @@ pub async fn replace(
         .execute(conn)
         .await?;
     }
-    // Rows of this tenant from elsewhere than this run: only if the caller passed some.
-    if rows
-        .iter()
-        .any(|r| r.tenant_id != tenant || r.run_id != run)
-    {
-        diesel::delete(
-            s::customer_scores
-                .filter(s::tenant_id.eq(tenant))
-                .filter(s::run_id.ne(run)),
-        )
-        .execute(conn)
-        .await?;
-    }
+    diesel::delete(
+        s::customer_scores
+            .filter(s::tenant_id.eq(tenant))
+            .filter(s::run_id.ne(run)),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
