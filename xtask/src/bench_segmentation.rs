@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 const USAGE: &str = "usage: cargo xtask bench segmentation [--customers N] [--also-10m] [--reps R] \
-[--sql-reps R] [--events-per-customer E] [--changes N]";
+[--sql-reps R] [--events-per-customer E] [--changes N] [--explain] [--only NAME] [--engine-only]";
 
 /// `cargo xtask bench segmentation [options]`
 pub fn command(args: &[String]) -> Result<ExitCode> {

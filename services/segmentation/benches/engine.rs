@@ -42,7 +42,7 @@ use serde_json::json;
 
 const TENANT: &str = "bench";
 const USAGE: &str = "usage: cargo xtask bench segmentation [--customers N] [--also-10m] [--reps R] \
-[--sql-reps R] [--events-per-customer E] [--changes N]";
+[--sql-reps R] [--events-per-customer E] [--changes N] [--explain] [--only NAME] [--engine-only]";
 
 /// The issue's targets.
 const TARGET_1M_P50_MS: f64 = 5.0;
@@ -59,6 +59,8 @@ struct Options {
     engine_only: bool,
     /// Only rules whose name contains this.
     only: Option<String>,
+    /// Print the best SQL's plans (EXPLAIN ANALYZE) to stderr.
+    explain: bool,
 }
 
 impl Options {
@@ -71,6 +73,7 @@ impl Options {
             changes: 10_000,
             engine_only: false,
             only: None,
+            explain: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -92,6 +95,7 @@ impl Options {
                 "--changes" => options.changes = number("--changes")?,
                 "--engine-only" => options.engine_only = true,
                 "--only" => options.only = args.next(),
+                "--explain" => options.explain = true,
                 "-h" | "--help" => bail!("{USAGE}"),
                 other => bail!("unknown argument {other:?}\n{USAGE}"),
             }
@@ -354,6 +358,97 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// CPU ticks of the whole machine (busy, total) and of this process with its
+/// descendants (PostgreSQL runs as our child), from `/proc`.
+#[derive(Clone, Copy)]
+struct Cpu {
+    busy: u64,
+    total: u64,
+    ours: u64,
+}
+
+impl Cpu {
+    fn take() -> Cpu {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|n| n.parse().unwrap_or(0))
+            .collect();
+        let total: u64 = fields.iter().sum();
+        let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+        // (pid, ppid, own ticks, reaped children's ticks) of every process.
+        let mut procs = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some(close) = text.rfind(')') else {
+                continue;
+            };
+            let f: Vec<u64> = text[close + 1..]
+                .split_whitespace()
+                .map(|n| n.parse().unwrap_or(0))
+                .collect();
+            if let (Some(&ppid), Some(t)) = (f.get(1), f.get(11..15)) {
+                procs.push((pid, ppid as u32, t[0] + t[1], t[2] + t[3]));
+            }
+        }
+        let me = std::process::id();
+        let parent: std::collections::HashMap<u32, u32> =
+            procs.iter().map(|p| (p.0, p.1)).collect();
+        let mine = |mut pid: u32| {
+            for _ in 0..8 {
+                if pid == me {
+                    return true;
+                }
+                match parent.get(&pid) {
+                    Some(&p) if p > 1 => pid = p,
+                    _ => return false,
+                }
+            }
+            false
+        };
+        let ours = procs
+            .iter()
+            .filter(|p| mine(p.0))
+            .map(|p| p.2 + if p.0 == me { p.3 } else { 0 })
+            .sum::<u64>()
+            // Exited backends are reaped by the postmaster: count its children's time.
+            + procs
+                .iter()
+                .filter(|p| p.1 == me)
+                .map(|p| p.3)
+                .sum::<u64>();
+        Cpu {
+            busy: total - idle,
+            total,
+            ours,
+        }
+    }
+
+    /// Cores busy with anything but this bench and its PostgreSQL since `earlier`.
+    fn others_since(&self, earlier: &Cpu, cores: f64) -> f64 {
+        let total = self.total.saturating_sub(earlier.total).max(1) as f64;
+        let others = self
+            .busy
+            .saturating_sub(earlier.busy)
+            .saturating_sub(self.ours.saturating_sub(earlier.ours)) as f64;
+        (others / total * cores).max(0.0)
+    }
+}
+
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
@@ -410,6 +505,8 @@ struct RuleResult {
     engine: Timing,
     compiled: Timing,
     best: Timing,
+    /// `jit` setting of the faster best-SQL run.
+    best_jit: &'static str,
 }
 
 async fn time_sql(
@@ -569,6 +666,8 @@ fn run_size(pg: &PostgresServer, options: &Options, customers: u64) -> Result<()
             .ok_or_else(|| anyhow!("clock out of range"))?;
         let days = |d: i64| instant(now - chrono::Duration::days(d));
         let mut results = Vec::new();
+        let cpu_before = Cpu::take();
+        let timed = Instant::now();
         for rule in rules(options.only.as_deref()) {
             let tree: Group = serde_json::from_value(rule.tree.clone())?;
             validate("rules", &tree).map_err(|e| anyhow!("{}: invalid rule {e:?}", rule.name))?;
@@ -604,11 +703,40 @@ fn run_size(pg: &PostgresServer, options: &Options, customers: u64) -> Result<()
                 .replace("{d30}", &days(30))
                 .replace("{d91}", &days(91))
                 .replace("{d180}", &days(180));
-            let (best_count, best) = time_sql(&mut conn, options.sql_reps, async |conn| {
-                let row: CountRow = diesel::sql_query(&best_sql).get_result(conn).await?;
-                Ok(row.count)
-            })
-            .await?;
+            // The best SQL is timed with PostgreSQL's JIT on (the default) and off, and
+            // the faster kept: compiling the plan can cost more than running it.
+            let mut best_runs = Vec::new();
+            for jit in ["on", "off"] {
+                conn.batch_execute(&format!("SET jit = {jit}")).await?;
+                let (n, timing) = time_sql(&mut conn, options.sql_reps, async |conn| {
+                    let row: CountRow = diesel::sql_query(&best_sql).get_result(conn).await?;
+                    Ok(row.count)
+                })
+                .await?;
+                best_runs.push((n, timing, jit));
+            }
+            conn.batch_execute("RESET jit").await?;
+            best_runs.sort_by(|a, b| a.1.p50.total_cmp(&b.1.p50));
+            let Some((best_count, best, best_jit)) = best_runs.into_iter().next() else {
+                bail!("no best SQL run");
+            };
+            if options.explain {
+                conn.batch_execute(&format!("SET jit = {best_jit}")).await?;
+                #[derive(QueryableByName)]
+                struct PlanLine {
+                    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+                    line: String,
+                }
+                let plan: Vec<PlanLine> =
+                    diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {best_sql}"))
+                        .load(&mut conn)
+                        .await?;
+                eprintln!("[bench] plan of the best SQL for {} (jit {best_jit}):", rule.name);
+                for l in plan {
+                    eprintln!("    {}", l.line);
+                }
+                conn.batch_execute("RESET jit").await?;
+            }
             if compiled_count != count as i64 || best_count != count as i64 {
                 bail!(
                     "{}: counts disagree: engine {count}, compiled SQL {compiled_count}, best SQL {best_count}",
@@ -622,8 +750,13 @@ fn run_size(pg: &PostgresServer, options: &Options, customers: u64) -> Result<()
                 engine,
                 compiled,
                 best,
+                best_jit,
             });
         }
+
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let others = Cpu::take().others_since(&cpu_before, cores);
+        let timed = timed.elapsed();
 
         // Report.
         let per = |bytes: u64| bytes as f64 / customers as f64;
@@ -639,11 +772,11 @@ fn run_size(pg: &PostgresServer, options: &Options, customers: u64) -> Result<()
             generated.as_secs_f64(),
             prepared.as_secs_f64()
         );
-        println!("| rule | members | engine p50 ms | engine p95 ms | compiled SQL p50 ms | best SQL p50 ms | best SQL p95 ms | engine vs best SQL |");
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| rule | members | engine p50 ms | engine p95 ms | compiled SQL p50 ms | best SQL p50 ms | best SQL p95 ms | best SQL jit | engine vs best SQL |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---|---:|");
         for r in &results {
             println!(
-                "| {} | {} | {:.2} | {:.2} | {:.0} | {:.1} | {:.1} | {:.0}x |",
+                "| {} | {} | {:.2} | {:.2} | {:.0} | {:.1} | {:.1} | {} | {:.0}x |",
                 r.name,
                 thousands(r.count as u64),
                 r.engine.p50,
@@ -651,6 +784,7 @@ fn run_size(pg: &PostgresServer, options: &Options, customers: u64) -> Result<()
                 r.compiled.p50,
                 r.best.p50,
                 r.best.p95,
+                r.best_jit,
                 r.best.p50 / r.engine.p50
             );
         }
@@ -671,7 +805,8 @@ fn run_size(pg: &PostgresServer, options: &Options, customers: u64) -> Result<()
             if least >= TARGET_SPEEDUP { "met" } else { "NOT met" }
         );
         println!(
-            "Runs per rule: engine {} (after 3 warm-up), each SQL {} (after 1 warm-up); min ms engine / compiled / best: {}.",
+            "Runs per rule: engine {} (after 3 warm-up), each SQL {} (after 1 warm-up; the best SQL once with PostgreSQL's \
+             JIT on and once off, the faster reported); min ms engine / compiled / best: {}.",
             results.as_slice().first().map_or(0, |r| r.engine.runs),
             results.as_slice().first().map_or(0, |r| r.best.runs),
             results
@@ -679,6 +814,12 @@ fn run_size(pg: &PostgresServer, options: &Options, customers: u64) -> Result<()
                 .map(|r| format!("{:.2} / {:.0} / {:.1}", r.engine.min, r.compiled.min, r.best.min))
                 .collect::<Vec<_>>()
                 .join("; ")
+        );
+        println!(
+            "While the rules were timed ({:.0} s), other work on the machine (not this bench, not its PostgreSQL) \
+             kept {others:.2} of {cores} cores busy on average{}.",
+            timed.as_secs_f64(),
+            if others > 0.25 { ": the figures are depressed by it" } else { "" }
         );
         println!("\nRules:\n");
         for r in &results {
@@ -970,7 +1111,7 @@ fn main() -> Result<()> {
         "postgres",
         "ALTER SYSTEM SET shared_buffers = '4GB'; ALTER SYSTEM SET effective_cache_size = '12GB'; \
          ALTER SYSTEM SET work_mem = '64MB'; ALTER SYSTEM SET maintenance_work_mem = '1GB'; \
-         ALTER SYSTEM SET max_wal_size = '16GB'; ALTER SYSTEM SET synchronous_commit = off; \
+         ALTER SYSTEM SET max_wal_size = '2GB'; ALTER SYSTEM SET synchronous_commit = off; \
          ALTER SYSTEM SET random_page_cost = 1.1",
     )?;
     pg.stop()?;
