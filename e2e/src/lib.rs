@@ -119,7 +119,7 @@ impl Stack {
             ingestion_db,
             segmentation_db,
             analytics_db,
-            http: reqwest::Client::new(),
+            http: mkt_http_client::client(),
             amqp_url,
             analytics,
             _others: vec![campaign, webhook],

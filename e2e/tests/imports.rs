@@ -60,7 +60,7 @@ async fn upload(stack: &Stack, token: &str, kind: &str, body: reqwest::Body) -> 
 }
 
 async fn upload_to(gateway: &str, token: &str, kind: &str, body: reqwest::Body) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = mkt_http_client::client()
         .post(format!("{gateway}/api/v2/cdp/imports?type={kind}"))
         .bearer_auth(token)
         .header("content-type", "text/csv")
@@ -74,7 +74,7 @@ async fn upload_to(gateway: &str, token: &str, kind: &str, body: reqwest::Body) 
 
 async fn wait_done(gateway: &str, token: &str, id: &str, timeout: Duration) -> Value {
     let url = format!("{gateway}/api/v2/cdp/imports/{id}");
-    let http = reqwest::Client::new();
+    let http = mkt_http_client::client();
     support::eventually(timeout, "the import to finish", || async {
         let job: Value = http
             .get(&url)

@@ -42,7 +42,7 @@ pub struct Proxy {
 impl Proxy {
     /// Builds the client from the settings.
     pub fn new(upstreams: Upstreams) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = mkt_http_client::builder()
             .connect_timeout(Duration::from_millis(upstreams.connect_timeout_ms))
             .pool_idle_timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())

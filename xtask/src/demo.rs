@@ -2013,7 +2013,7 @@ async fn run(options: Options) -> Result<ExitCode> {
         None
     } else {
         let env = StackEnv::load()?;
-        let http = reqwest::Client::builder()
+        let http = mkt_http_client::builder()
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(options.concurrency)
             .build()?;

@@ -31,7 +31,7 @@ impl JwksCache {
     pub fn new(url: String) -> Self {
         Self {
             url,
-            http: reqwest::Client::builder()
+            http: mkt_http_client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),

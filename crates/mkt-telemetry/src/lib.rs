@@ -61,6 +61,8 @@ pub fn init(service_name: &str, config: &TelemetryConfig) -> anyhow::Result<Tele
             .build(),
     );
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+        // The exporter builds its own reqwest client, which needs TLS's provider.
+        mkt_http_client::install_crypto_provider();
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()?;

@@ -129,7 +129,7 @@ pub async fn empty_database() -> String {
 pub async fn vhost() -> String {
     let env = env();
     let name = format!("test-{}", uuid::Uuid::new_v4().simple());
-    let client = reqwest::Client::new();
+    let client = mkt_http_client::client();
     let api = env.rabbitmq_api.trim_end_matches('/');
     client
         .put(format!("{api}/api/vhosts/{name}"))

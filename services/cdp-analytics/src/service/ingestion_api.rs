@@ -81,7 +81,7 @@ impl IngestionApi {
             base_url.starts_with("https://") || base_url.starts_with("http://"),
             "the ingestion URL must be http(s)"
         );
-        let http = reqwest::Client::builder()
+        let http = mkt_http_client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())

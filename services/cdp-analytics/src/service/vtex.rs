@@ -103,7 +103,7 @@ impl VtexClient {
             base_url.starts_with("https://") || base_url.starts_with("http://"),
             "the VTEX base URL must be http(s)"
         );
-        let http = reqwest::Client::builder()
+        let http = mkt_http_client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
             // Our credential headers must never follow a redirect to another host.
