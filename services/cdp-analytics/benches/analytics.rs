@@ -57,6 +57,7 @@ use cdp_analytics::store::scores::{self, ScoreRow};
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use mkt_devservers::cpu::CpuSample;
 use mkt_lifetimes::gamma_gamma::{self, SpendSummary};
 use mkt_lifetimes::{PurchaseHistory, PurchaseModel};
 use uuid::Uuid;
@@ -561,7 +562,7 @@ async fn live_run(
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     let elapsed = started.elapsed();
-    let others = cpu.others_until(&CpuSample::take());
+    let others = CpuSample::take().others_since(&cpu);
     let wal_bytes = wal_position(conn).await? - wal;
     println!(
         "{name}: {:.2} s, {} ({} records; other processes used {others:.2} cores meanwhile){}",
@@ -797,7 +798,7 @@ async fn phases(
     let rows: Vec<ScoreRow> = result
         .customers
         .iter()
-        .map(|c| score_row(TENANT, run.id, as_of, &currency, c))
+        .map(|c| processing::score_row(TENANT, run.id, as_of, &currency, c))
         .collect();
     let rows_time = t.elapsed();
 
@@ -868,44 +869,11 @@ async fn phases(
         alerts,
         commit,
         crossings,
-        others: cpu.others_until(&CpuSample::take()),
+        others: CpuSample::take().others_since(&cpu),
         wal_bytes: wal_position(wal_conn).await? - wal,
         existing,
         total,
     })
-}
-
-/// `processing::score_row` (private there), unchanged.
-fn score_row(
-    tenant: &str,
-    run: Uuid,
-    as_of: DateTime<Utc>,
-    currency: &str,
-    c: &scoring::Scored,
-) -> ScoreRow {
-    let clamp = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
-    ScoreRow {
-        tenant_id: tenant.to_owned(),
-        customer_id: c.customer_id,
-        run_id: run,
-        as_of,
-        recency_days: Some(clamp(c.values.recency_days)),
-        frequency: Some(clamp(c.values.frequency)),
-        monetary: Some(c.values.monetary),
-        recency_score: c.rfm.as_ref().map(|r| i32::from(r.0.recency)),
-        frequency_score: c.rfm.as_ref().map(|r| i32::from(r.0.frequency)),
-        monetary_score: c.rfm.as_ref().map(|r| i32::from(r.0.monetary)),
-        rfm_score: c.rfm.as_ref().map(|r| r.0.code()),
-        rfm_segment: c.rfm.as_ref().map(|r| r.1.clone()),
-        historical_value: Some(c.values.monetary),
-        predicted_value: c.clv.map(|v| v.0),
-        expected_purchases: c.clv.map(|v| v.1),
-        clv_tier: c.clv_tier.map(str::to_owned),
-        churn_probability: c.churn.map(|v| v.0),
-        churn_risk: c.churn.map(|v| v.1.to_owned()),
-        last_order_at: Some(c.last_order_at),
-        currency: Some(currency.to_owned()),
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -1332,88 +1300,6 @@ async fn sizes(conn: &mut AsyncPgConnection) -> Result<String> {
         megabytes(payload),
         megabytes(outbox),
     ))
-}
-
-/// Cumulative CPU ticks of the machine and of this bench's process tree (itself and its
-/// PostgreSQL, whose backends are the postmaster's children), from `/proc`.
-#[derive(Clone, Copy)]
-struct CpuSample {
-    total: u64,
-    busy: u64,
-    mine: u64,
-}
-
-impl CpuSample {
-    fn take() -> Self {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let cpu: Vec<u64> = stat
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .skip(1)
-            .take(8)
-            .map(|n| n.parse().unwrap_or(0))
-            .collect();
-        let total: u64 = cpu.iter().sum();
-        let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
-        // pid -> (ppid, own ticks + reaped children's ticks)
-        let mut procs = std::collections::HashMap::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            let Some(close) = text.rfind(')') else {
-                continue;
-            };
-            let fields: Vec<u64> = text[close + 1..]
-                .split_whitespace()
-                .map(|n| n.parse().unwrap_or(0))
-                .collect();
-            if let (Some(ppid), Some(times)) = (fields.get(1), fields.get(11..15)) {
-                procs.insert(pid, (*ppid as u32, times.iter().sum::<u64>()));
-            }
-        }
-        let me = std::process::id();
-        let mine = procs
-            .iter()
-            .filter(|(pid, _)| {
-                let mut pid = **pid;
-                for _ in 0..8 {
-                    if pid == me {
-                        return true;
-                    }
-                    match procs.get(&pid) {
-                        Some((parent, _)) if *parent > 1 => pid = *parent,
-                        _ => return false,
-                    }
-                }
-                false
-            })
-            .map(|(_, (_, ticks))| ticks)
-            .sum();
-        Self {
-            total,
-            busy: total - idle,
-            mine,
-        }
-    }
-
-    /// Cores busy outside this bench's process tree between `self` and `later`.
-    fn others_until(&self, later: &CpuSample) -> f64 {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let total = later.total.saturating_sub(self.total).max(1) as f64;
-        let busy = later.busy.saturating_sub(self.busy);
-        let mine = later.mine.saturating_sub(self.mine);
-        busy.saturating_sub(mine) as f64 / total * cores
-    }
 }
 
 fn peak_rss() -> String {

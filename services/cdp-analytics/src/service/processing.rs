@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use mkt_runtime::Infra;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -28,6 +28,14 @@ use crate::store::scores::{self, ScoreRow};
 
 /// How long a worker's claim on a run lasts without progress.
 pub const LEASE_SECONDS: i64 = 120;
+
+/// `statement_timeout` for a run's bulk statements (reading every counted order,
+/// writing every score), set with `SET LOCAL` in their transactions. The pool's own
+/// timeout (5 s by default) guards the API's requests; at a million customers the
+/// facts read alone takes 3-4 s and the score upsert 20-30 s (`docs/benchmarks.md`),
+/// so a run gets this instead. It stays below the lease, which a run renews between
+/// its phases.
+const BATCH_STATEMENT_TIMEOUT: &str = "SET LOCAL statement_timeout = '100s'";
 
 /// A processing request (seed 004 plus `as_of` and `async`).
 #[derive(Debug, Clone)]
@@ -136,7 +144,22 @@ async fn compute(infra: &Infra, run: &RunRow) -> anyhow::Result<Outcome> {
         });
     }
     let as_of = run.as_of.unwrap_or_else(Utc::now);
-    let Some(currency) = customers::main_currency(&mut conn, &run.tenant_id).await? else {
+    // One read-only snapshot for the currency and the facts, with the batch timeout.
+    let tenant = run.tenant_id.clone();
+    let read = conn
+        .build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async |conn| {
+            conn.batch_execute(BATCH_STATEMENT_TIMEOUT).await?;
+            let Some(currency) = customers::main_currency(conn, &tenant).await? else {
+                return Ok::<_, diesel::result::Error>(None);
+            };
+            let facts = customers::facts(conn, &tenant, &currency, as_of).await?;
+            Ok(Some((currency, facts)))
+        })
+        .await?;
+    let Some((currency, facts)) = read else {
         return Ok(Outcome {
             status: "processed",
             records_processed: 0,
@@ -146,7 +169,6 @@ async fn compute(infra: &Infra, run: &RunRow) -> anyhow::Result<Outcome> {
         });
     };
     let settings = settings_of(&mut conn, &run.tenant_id).await?;
-    let facts = customers::facts(&mut conn, &run.tenant_id, &currency, as_of).await?;
     runs::progress(&mut conn, run.id, 0.4, LEASE_SECONDS).await?;
     // The models are CPU work: keep them off the async workers.
     let result =
@@ -166,9 +188,9 @@ async fn compute(infra: &Infra, run: &RunRow) -> anyhow::Result<Outcome> {
         // never replaces today's scores or tells other services about them.
         return Ok(finished(started, result.results, result.model, records));
     }
-    let tenant = run.tenant_id.clone();
     let run_id = run.id;
     conn.transaction(async |conn| {
+        conn.batch_execute(BATCH_STATEMENT_TIMEOUT).await?;
         let previous = scores::risks(conn, &tenant).await?;
         scores::replace(conn, &tenant, run_id, &rows).await?;
         publish::scores_updated(conn, &tenant, run_id, computed_at, &rows).await?;
@@ -234,7 +256,8 @@ async fn settings_of(
     Ok(settings)
 }
 
-fn score_row(
+/// The stored row of one scored customer (the bench builds its rows with this too).
+pub fn score_row(
     tenant: &str,
     run: Uuid,
     as_of: DateTime<Utc>,
