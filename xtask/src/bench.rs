@@ -198,85 +198,17 @@ impl Roots {
     }
 }
 
-/// One process's CPU ticks.
-struct Proc {
-    pid: u32,
-    ppid: u32,
-    comm: String,
-    /// utime + stime.
-    own: u64,
-    /// cutime + cstime: its children that exited and were reaped.
-    reaped: u64,
-}
-
-fn processes() -> Result<Vec<Proc>> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        // Processes come and go while we read: a vanished one is simply skipped.
-        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
-            continue;
-        };
-        // After the name: state, ppid, ... utime (field 14), stime, cutime, cstime.
-        let fields: Vec<u64> = text[close + 1..]
-            .split_whitespace()
-            .map(|n| n.parse().unwrap_or(0))
-            .collect();
-        let (Some(ppid), Some(times)) = (fields.get(1), fields.get(11..15)) else {
-            continue;
-        };
-        all.push(Proc {
-            pid,
-            ppid: *ppid as u32,
-            comm: text[open + 1..close].to_owned(),
-            own: times[0] + times[1],
-            reaped: times[2] + times[3],
-        });
-    }
-    Ok(all)
-}
-
 impl CpuSample {
     /// Reads `/proc/stat` and every `/proc/<pid>/stat`. Exited processes still count:
     /// PostgreSQL's backends through the postmaster's reaped-children time, pgbench
     /// through ours.
     fn take(roots: &Roots) -> Result<Self> {
-        let stat = std::fs::read_to_string("/proc/stat")?;
-        let cpu: Vec<u64> = stat
-            .lines()
-            .next()
-            .context("/proc/stat is empty")?
-            .split_whitespace()
-            .skip(1)
-            .take(8)
-            .map(|n| n.parse().unwrap_or(0))
-            .collect();
-        let total: u64 = cpu.iter().sum();
-        let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
-        let all = processes()?;
+        let (busy, total) = mkt_devservers::cpu::machine_ticks();
+        let all = mkt_devservers::cpu::processes();
         let parents: std::collections::HashMap<u32, u32> =
             all.iter().map(|p| (p.pid, p.ppid)).collect();
-        let under = |mut pid: u32, root: Option<u32>| {
-            let Some(root) = root else { return false };
-            for _ in 0..6 {
-                if pid == root {
-                    return true;
-                }
-                match parents.get(&pid) {
-                    Some(parent) if *parent > 1 => pid = *parent,
-                    _ => return false,
-                }
-            }
-            false
+        let under = |pid: u32, root: Option<u32>| {
+            root.is_some_and(|root| mkt_devservers::cpu::descends_from(&parents, pid, root, 6))
         };
         let mut groups = [0; GROUPS.len()];
         for p in &all {
@@ -303,7 +235,7 @@ impl CpuSample {
         }
         Ok(Self {
             total,
-            busy: total - idle,
+            busy,
             groups,
         })
     }
@@ -646,7 +578,7 @@ pub fn command(args: &[String]) -> Result<ExitCode> {
 
 /// The load generator's client: keep-alive, no Nagle delay, a 60 s ceiling per request.
 fn http_client() -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+    Ok(mkt_http_client::builder()
         .timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .pool_max_idle_per_host(512)

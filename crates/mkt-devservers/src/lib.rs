@@ -22,6 +22,7 @@
 //! slept through it) is stopped by the next `start` on the same directory,
 //! or by `stop_leftover` (`cargo xtask down`).
 
+pub mod cpu;
 mod install;
 mod postgres;
 mod process;

@@ -35,6 +35,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use mkt_devservers::PostgresServer;
+use mkt_devservers::cpu::CpuSample;
 use segmentation::domain::engine::{BehaviourEvent, CustomerRecord, Scores, TenantIndex};
 use segmentation::domain::rules::{Group, sql, validate};
 use segmentation::store::{segments, snapshot};
@@ -358,97 +359,6 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// CPU ticks of the whole machine (busy, total) and of this process with its
-/// descendants (PostgreSQL runs as our child), from `/proc`.
-#[derive(Clone, Copy)]
-struct Cpu {
-    busy: u64,
-    total: u64,
-    ours: u64,
-}
-
-impl Cpu {
-    fn take() -> Cpu {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let fields: Vec<u64> = stat
-            .lines()
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .skip(1)
-            .take(8)
-            .map(|n| n.parse().unwrap_or(0))
-            .collect();
-        let total: u64 = fields.iter().sum();
-        let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-        // (pid, ppid, own ticks, reaped children's ticks) of every process.
-        let mut procs = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            let Some(close) = text.rfind(')') else {
-                continue;
-            };
-            let f: Vec<u64> = text[close + 1..]
-                .split_whitespace()
-                .map(|n| n.parse().unwrap_or(0))
-                .collect();
-            if let (Some(&ppid), Some(t)) = (f.get(1), f.get(11..15)) {
-                procs.push((pid, ppid as u32, t[0] + t[1], t[2] + t[3]));
-            }
-        }
-        let me = std::process::id();
-        let parent: std::collections::HashMap<u32, u32> =
-            procs.iter().map(|p| (p.0, p.1)).collect();
-        let mine = |mut pid: u32| {
-            for _ in 0..8 {
-                if pid == me {
-                    return true;
-                }
-                match parent.get(&pid) {
-                    Some(&p) if p > 1 => pid = p,
-                    _ => return false,
-                }
-            }
-            false
-        };
-        let ours = procs
-            .iter()
-            .filter(|p| mine(p.0))
-            .map(|p| p.2 + if p.0 == me { p.3 } else { 0 })
-            .sum::<u64>()
-            // Exited backends are reaped by the postmaster: count its children's time.
-            + procs
-                .iter()
-                .filter(|p| p.1 == me)
-                .map(|p| p.3)
-                .sum::<u64>();
-        Cpu {
-            busy: total - idle,
-            total,
-            ours,
-        }
-    }
-
-    /// Cores busy with anything but this bench and its PostgreSQL since `earlier`.
-    fn others_since(&self, earlier: &Cpu, cores: f64) -> f64 {
-        let total = self.total.saturating_sub(earlier.total).max(1) as f64;
-        let others = self
-            .busy
-            .saturating_sub(earlier.busy)
-            .saturating_sub(self.ours.saturating_sub(earlier.ours)) as f64;
-        (others / total * cores).max(0.0)
-    }
-}
-
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
@@ -666,7 +576,7 @@ fn run_size(pg: &PostgresServer, options: &Options, customers: u64) -> Result<()
             .ok_or_else(|| anyhow!("clock out of range"))?;
         let days = |d: i64| instant(now - chrono::Duration::days(d));
         let mut results = Vec::new();
-        let cpu_before = Cpu::take();
+        let cpu_before = CpuSample::take();
         let timed = Instant::now();
         for rule in rules(options.only.as_deref()) {
             let tree: Group = serde_json::from_value(rule.tree.clone())?;
@@ -755,7 +665,7 @@ fn run_size(pg: &PostgresServer, options: &Options, customers: u64) -> Result<()
         }
 
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let others = Cpu::take().others_since(&cpu_before, cores);
+        let others = CpuSample::take().others_since(&cpu_before);
         let timed = timed.elapsed();
 
         // Report.
