@@ -23,7 +23,7 @@ use crate::domain::rules::{Group, evaluate, sql};
 use crate::events::publish::{self, Reason};
 use crate::store::members::{self, Change, MembershipChange};
 use crate::store::saved::SegmentRow;
-use crate::store::{customer_profiles, customer_records, saved};
+use crate::store::{customer_profiles, saved, snapshot};
 
 /// How often the clock re-evaluates time-relative segments.
 pub const CLOCK_INTERVAL: Duration = Duration::from_secs(60);
@@ -69,7 +69,7 @@ pub async fn customers_changed(
         .filter_map(|(_, tree)| tree.event_window_days())
         .max();
     let since = window.map(|days| now - chrono::Duration::days(days));
-    let records = customer_records::load(conn, tenant, customers, since).await?;
+    let records = snapshot::load_customers(conn, tenant, customers, since).await?;
     let current: HashSet<(Uuid, Uuid)> = members::of_customers(conn, tenant, customers, &ids)
         .await?
         .into_iter()

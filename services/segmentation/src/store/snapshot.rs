@@ -20,6 +20,8 @@
 //! one read-only REPEATABLE READ transaction: memory stays bounded by a page, and
 //! every page sees the same snapshot. Customers with `erased_at` set are removals.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -29,6 +31,7 @@ use uuid::Uuid;
 
 use super::schema::{customer_events, customer_profiles, customer_scores};
 use crate::domain::engine::{BehaviourEvent, Change, CustomerRecord, Scores, TenantIndex};
+use crate::domain::rules::evaluate::Customer;
 
 /// Customers per page.
 const PAGE: i64 = 10_000;
@@ -77,11 +80,13 @@ struct Watermark {
 
 /// Which profiles a page reads.
 #[derive(Clone, Copy)]
-enum Scope {
+enum Scope<'a> {
     /// Every live customer (the initial load).
     Live,
     /// Customers changed at or after a watermark, erased ones included.
     ChangedSince(i64),
+    /// These customers if live, with their events since the instant (none if `None`).
+    Customers(&'a [Uuid], Option<DateTime<Utc>>),
 }
 
 /// The oldest transaction still running when this transaction's snapshot was taken.
@@ -96,7 +101,7 @@ async fn watermark(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
 async fn profiles_page(
     conn: &mut AsyncPgConnection,
     tenant: &str,
-    scope: Scope,
+    scope: Scope<'_>,
     after: Option<Uuid>,
 ) -> QueryResult<Vec<ProfileRow>> {
     use customer_profiles::dsl as p;
@@ -131,6 +136,9 @@ async fn profiles_page(
     query = match scope {
         Scope::Live => query.filter(p::erased_at.is_null()),
         Scope::ChangedSince(since) => query.filter(p::revision.ge(since)),
+        Scope::Customers(ids, _) => query
+            .filter(p::erased_at.is_null())
+            .filter(p::customer_id.eq_any(ids.to_vec())),
     };
     if let Some(after) = after {
         query = query.filter(p::customer_id.gt(after));
@@ -138,12 +146,12 @@ async fn profiles_page(
     query.load(conn).await
 }
 
-/// Scores and events of `ids` (ascending), each sorted by customer.
+/// Scores and events of `ids` (ascending, read under `scope`), each sorted by customer.
 async fn details(
     conn: &mut AsyncPgConnection,
     tenant: &str,
     ids: &[Uuid],
-    contiguous: bool,
+    scope: Scope<'_>,
 ) -> QueryResult<(Vec<ScoreRow>, Vec<EventRow>)> {
     let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
         return Ok((Vec::new(), Vec::new()));
@@ -175,7 +183,7 @@ async fn details(
         .order(e::customer_id.asc())
         .select((e::customer_id, e::event_type, e::occurred_at, e::properties))
         .into_boxed();
-    if contiguous {
+    if matches!(scope, Scope::Live) {
         scores = scores.filter(s::customer_id.between(first, last));
         events = events.filter(e::customer_id.between(first, last));
     } else {
@@ -183,7 +191,13 @@ async fn details(
         events = events.filter(e::customer_id.eq_any(ids.to_vec()));
     }
     let scores: Vec<ScoreRow> = scores.load(conn).await?;
-    let events: Vec<EventRow> = events.load(conn).await?;
+    let events: Vec<EventRow> = match scope {
+        Scope::Customers(_, None) => Vec::new(),
+        Scope::Customers(_, Some(since)) => {
+            events.filter(e::occurred_at.ge(since)).load(conn).await?
+        }
+        Scope::Live | Scope::ChangedSince(_) => events.load(conn).await?,
+    };
     Ok((scores, events))
 }
 
@@ -288,7 +302,7 @@ fn merge(
 async fn pages(
     conn: &mut AsyncPgConnection,
     tenant: &str,
-    scope: Scope,
+    scope: Scope<'_>,
     mut each: impl FnMut(Vec<Change>) + Send,
 ) -> QueryResult<()> {
     let mut after = None;
@@ -304,7 +318,7 @@ async fn pages(
             .filter(|p| p.6.is_none())
             .map(|p| p.0)
             .collect();
-        let (scores, events) = details(conn, tenant, &ids, matches!(scope, Scope::Live)).await?;
+        let (scores, events) = details(conn, tenant, &ids, scope).await?;
         each(merge(profiles, scores, events));
         if !full {
             return Ok(());
@@ -365,4 +379,35 @@ pub async fn load_changed(
             Ok((all, xmin))
         })
         .await
+}
+
+/// The live customers among `ids`, in the reference evaluator's shape, each with its
+/// profile, order aggregates, scores, engagement and, when `events_since` is given, its
+/// behaviour events since then (the membership path re-evaluates the customers an event
+/// touched with these). Unknown or erased customers are left out: they match no
+/// segment. Runs in the caller's transaction, so it sees the caller's own writes.
+pub async fn load_customers(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    ids: &[Uuid],
+    events_since: Option<DateTime<Utc>>,
+) -> QueryResult<HashMap<Uuid, Customer>> {
+    let mut customers = HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(customers);
+    }
+    pages(
+        conn,
+        tenant,
+        Scope::Customers(ids, events_since),
+        |changes| {
+            for change in changes {
+                if let Change::Upsert(record) = change {
+                    customers.insert(record.id, record.to_reference());
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(customers)
 }
