@@ -65,7 +65,7 @@ impl Options {
             Some("ingestion") => {}
             Some(other) => {
                 bail!(
-                    "unknown benchmark {other:?}: `ingestion`, `segmentation` or `analytics`\n{USAGE}"
+                    "unknown benchmark {other:?}: `ingestion`, `segmentation`, `analytics` or `freshness`\n{USAGE}"
                 )
             }
             None => bail!("which benchmark?\n{USAGE}"),
@@ -511,6 +511,14 @@ pub fn command(args: &[String]) -> Result<ExitCode> {
         } else {
             ExitCode::FAILURE
         });
+    }
+    if args.first().is_some_and(|a| a == "freshness") {
+        // The whole stack in one release process against throwaway servers.
+        let mut cargo_args: Vec<String> = ["bench", "-p", "e2e", "--bench", "freshness", "--"]
+            .map(String::from)
+            .to_vec();
+        cargo_args.extend(args[1..].iter().cloned());
+        return crate::test::with_servers(&cargo_args);
     }
     let options = Options::parse(args)?;
     let env = StackEnv::load()?;

@@ -46,6 +46,8 @@ commands:
                            its own throwaway PostgreSQL)
   bench analytics [--customers 1000000] [--orders-per-customer 5] [--skip-peer]
                            RFM + CLV + churn over 1M customers, and the BG/NBD fit next to Python lifetimes
+  bench freshness [--orders 200] [--customers 1000]
+                           order in -> customer visible in previews, members and membership events (p50..p99)
   help                     this text";
 
 fn main() -> ExitCode {

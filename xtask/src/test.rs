@@ -13,8 +13,36 @@ use crate::signals::StopFlag;
 pub fn command(args: &[String]) -> Result<ExitCode> {
     // `cargo xtask test -- -p x` reaches us as `test -- -p x`.
     let extra = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
+    let nextest = crate::cargo()
+        .args(["nextest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cargo_args: Vec<String> = Vec::new();
+    if nextest {
+        cargo_args.extend(["nextest", "run", "--no-fail-fast"].map(String::from));
+    } else {
+        eprintln!("cargo-nextest not found; falling back to cargo test");
+        cargo_args.push("test".into());
+    }
+    // `--workspace` would override an explicit `-p`, so it is only the default
+    // (and `--exclude` needs it).
+    if !selects_packages(extra) {
+        cargo_args.push("--workspace".into());
+    }
+    cargo_args.extend(extra.iter().cloned());
+    with_servers(&cargo_args)
+}
+
+/// Runs `cargo <cargo_args>` in the workspace root against throwaway PostgreSQL and
+/// RabbitMQ servers, which it starts first and stops after, whatever the outcome. The
+/// command gets `MKT_TEST_DATABASE_URL` (superuser, database `postgres`),
+/// `MKT_TEST_AMQP_URL` and `MKT_TEST_RABBITMQ_API` (management API, guest/guest), what
+/// `mkt-test-support` reads. Exits with the command's code.
+pub fn with_servers(cargo_args: &[String]) -> Result<ExitCode> {
     ensure_installed()?;
-    // From here a Ctrl-C reaches the test runner (same process group) and us, and we still clean up.
+    // From here a Ctrl-C reaches the child (same process group) and us, and we still clean up.
     let stop = StopFlag::install()?;
     // Declared before the servers so it is removed after they stop.
     let dir = TempDir::create()?;
@@ -26,28 +54,9 @@ pub fn command(args: &[String]) -> Result<ExitCode> {
         crate::start_servers(&dir.0.join("pg"), 0, &dir.0.join("rabbitmq"), 0, 0)?;
     stop.check()?;
 
-    let root = crate::workspace_root();
-    let nextest = crate::cargo()
-        .args(["nextest", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let mut cmd = crate::cargo();
-    if nextest {
-        cmd.args(["nextest", "run", "--no-fail-fast"]);
-    } else {
-        eprintln!("cargo-nextest not found; falling back to cargo test");
-        cmd.arg("test");
-    }
-    // `--workspace` would override an explicit `-p`, so it is only the default
-    // (and `--exclude` needs it).
-    if !selects_packages(extra) {
-        cmd.arg("--workspace");
-    }
-    let status = cmd
-        .args(extra)
-        .current_dir(&root)
+    let status = crate::cargo()
+        .args(cargo_args)
+        .current_dir(crate::workspace_root())
         .env("MKT_TEST_DATABASE_URL", pg.admin_url())
         .env("MKT_TEST_AMQP_URL", rabbit.amqp_url())
         .env("MKT_TEST_RABBITMQ_API", rabbit.management_url())
