@@ -240,6 +240,15 @@ impl PurchaseModel {
         })
     }
 
+    /// [`BgNbdParams::expected_purchases_if_alive`] for a BG/NBD fit; `None` for the
+    /// heuristic and wherever that returns `None`.
+    pub fn expected_purchases_if_alive(&self, frequency: u32, age: f64, t: f64) -> Option<f64> {
+        match self {
+            Self::BgNbd(fit) => fit.params.expected_purchases_if_alive(frequency, age, t),
+            Self::Heuristic { .. } => None,
+        }
+    }
+
     /// Which method predicts.
     pub fn method(&self) -> Method {
         match self {
