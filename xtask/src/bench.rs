@@ -202,7 +202,7 @@ impl CpuSample {
     /// Reads `/proc/stat` and every `/proc/<pid>/stat`. Exited processes still count:
     /// PostgreSQL's backends through the postmaster's reaped-children time, pgbench
     /// through ours.
-    fn take(roots: &Roots) -> Result<Self> {
+    fn take(roots: &Roots) -> Self {
         let (busy, total) = mkt_devservers::cpu::machine_ticks();
         let all = mkt_devservers::cpu::processes();
         let parents: std::collections::HashMap<u32, u32> =
@@ -233,11 +233,11 @@ impl CpuSample {
                 groups[group] += p.own;
             }
         }
-        Ok(Self {
+        Self {
             total,
             busy,
             groups,
-        })
+        }
     }
 }
 
@@ -889,9 +889,9 @@ impl Bench {
     /// A few seconds of the machine at rest, the baseline of the CPU table.
     fn measure_idle(&mut self) -> Result<()> {
         eprintln!("measuring the idle stack for {} s...", IDLE.as_secs());
-        let before = CpuSample::take(&self.roots)?;
+        let before = CpuSample::take(&self.roots);
         std::thread::sleep(IDLE);
-        let cpu = CpuUse::between(&before, &CpuSample::take(&self.roots)?, self.cpus);
+        let cpu = CpuUse::between(&before, &CpuSample::take(&self.roots), self.cpus);
         if cpu.other() > BUSY_ELSEWHERE {
             eprintln!("{}", busy_warning(cpu.other(), self.cpus));
         }
@@ -960,9 +960,9 @@ impl Bench {
             }
             // CPU over exactly the measured window.
             tokio::time::sleep_until(warm_end.into()).await;
-            let before = CpuSample::take(&self.roots)?;
+            let before = CpuSample::take(&self.roots);
             tokio::time::sleep_until(deadline.into()).await;
-            let cpu = CpuUse::between(&before, &CpuSample::take(&self.roots)?, self.cpus);
+            let cpu = CpuUse::between(&before, &CpuSample::take(&self.roots), self.cpus);
             let mut samples = Vec::new();
             while let Some(worker) = workers.join_next().await {
                 samples.extend(worker?);
@@ -1043,7 +1043,7 @@ impl Bench {
         let threads = c.min(self.cpus as usize).max(1);
         let total = self.options.warmup + seconds;
         let origin = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as u64;
-        let before = CpuSample::take(&self.roots)?;
+        let before = CpuSample::take(&self.roots);
         let output = Command::new(&pgbench)
             .current_dir(&self.scratch)
             .args(["-n", "-M", "prepared", "--log", "--log-prefix", &prefix])
@@ -1065,7 +1065,7 @@ impl Bench {
         // a backend can be read neither alive nor in the postmaster's reaped-children
         // time, and its CPU lands in `other`: give them a moment.
         std::thread::sleep(Duration::from_millis(300));
-        let cpu = CpuUse::between(&before, &CpuSample::take(&self.roots)?, self.cpus);
+        let cpu = CpuUse::between(&before, &CpuSample::take(&self.roots), self.cpus);
         self.stop.check()?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);

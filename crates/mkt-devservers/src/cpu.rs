@@ -144,16 +144,21 @@ mod tests {
         let me = std::process::id();
         let mine = before.iter().find(|p| p.pid == me).expect("listed");
         assert_eq!(mine.ppid, std::os::unix::process::parent_id());
-        // Spin until the kernel has charged us at least one tick.
+        // Spin until the kernel has charged us another tick (on a loaded machine a
+        // fixed spin might get no CPU at all), for at most 30 s of wall time.
+        let own = |all: &[ProcessTicks]| all.iter().find(|p| p.pid == me).map(|p| p.own);
         let start = std::time::Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < std::time::Duration::from_millis(100) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let mut later = own(&before);
+        while later <= Some(mine.own) && start.elapsed() < std::time::Duration::from_secs(30) {
+            for _ in 0..1_000_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            later = own(&processes());
         }
         std::hint::black_box(x);
+        assert!(later > Some(mine.own), "{} -> {later:?}", mine.own);
         let after = processes();
-        let later = after.iter().find(|p| p.pid == me).expect("listed");
-        assert!(later.own > mine.own, "{} -> {}", mine.own, later.own);
         let (busy, total) = machine_ticks();
         assert!(busy > 0 && busy <= total);
         let parents: HashMap<u32, u32> = after.iter().map(|p| (p.pid, p.ppid)).collect();

@@ -329,6 +329,9 @@ async fn bench_on(options: &Options, work: &Scratch, admin: &str, url: &str) -> 
     println!("\n## BG/NBD fit: mkt-lifetimes vs Python lifetimes\n");
     print!("{}", compare(&fits, &peer));
 
+    println!("\n## The analytics endpoints' queries over the scores\n");
+    print!("{}", list_queries(&mut conn).await?);
+
     let sizes = sizes(&mut conn).await?;
     println!("\n## After the runs\n\n{sizes}");
     println!("peak RSS of the bench process: {}", peak_rss());
@@ -1282,6 +1285,57 @@ async fn server_settings(conn: &mut AsyncPgConnection) -> Result<String> {
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+/// Median of 5 runs (after one warm-up) of what the RFM, CLV and churn endpoints ask
+/// `customer_scores`: the statistics per group, and each endpoint's list (50 rows).
+async fn list_queries(conn: &mut AsyncPgConnection) -> Result<String> {
+    use scores::{GroupColumn, ListOrder};
+    let mut out = String::from("| query | median |\n|---|---:|\n");
+    for (name, column) in [
+        ("stats_by(rfm_segment)", GroupColumn::Segment),
+        ("stats_by(clv_tier)", GroupColumn::Tier),
+        ("stats_by(churn_risk)", GroupColumn::Risk),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..6 {
+            let started = Instant::now();
+            scores::stats_by(conn, TENANT, column).await?;
+            times.push(started.elapsed());
+        }
+        writeln!(out, "| `{name}` | {:.0} ms |", median_ms(&mut times[1..]))?;
+    }
+    for (name, filter, order) in [
+        (
+            "listed(Champions, by monetary, 50)",
+            Some((GroupColumn::Segment, "Champions")),
+            ListOrder::Monetary,
+        ),
+        (
+            "listed(tier high, by predicted value, 50)",
+            Some((GroupColumn::Tier, "high")),
+            ListOrder::Predicted,
+        ),
+        (
+            "listed(at_risk, by churn probability, 50)",
+            Some((GroupColumn::Risk, "at_risk")),
+            ListOrder::ChurnProbability,
+        ),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..6 {
+            let started = Instant::now();
+            scores::listed(conn, TENANT, filter, order, 50).await?;
+            times.push(started.elapsed());
+        }
+        writeln!(out, "| `{name}` | {:.0} ms |", median_ms(&mut times[1..]))?;
+    }
+    Ok(out)
+}
+
+fn median_ms(times: &mut [Duration]) -> f64 {
+    times.sort();
+    times[times.len() / 2].as_secs_f64() * 1000.0
 }
 
 async fn sizes(conn: &mut AsyncPgConnection) -> Result<String> {

@@ -327,7 +327,7 @@ pub fn run(
 }
 
 /// Distinct `(x, T)` above which [`Predictions`] computes `E[X(t)]` on all cores.
-const PARALLEL_PATTERNS: usize = 20_000;
+const PARALLEL_ABOVE: usize = 20_000;
 
 /// The purchase model's predictions per distinct `(x, t_x, T)`: P(alive) and, for CLV,
 /// `E[X(t)]` at the instants the CLV sum asks for (`i × period_length`, `i = 1..=periods`;
@@ -358,7 +358,7 @@ impl<'a> Predictions<'a> {
         clv: &ClvOptions,
         with_clv: bool,
     ) -> Self {
-        Self::build(model, histories, clv, with_clv, PARALLEL_PATTERNS)
+        Self::build(model, histories, clv, with_clv, PARALLEL_ABOVE)
     }
 
     fn build(

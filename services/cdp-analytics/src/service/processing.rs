@@ -32,8 +32,8 @@ pub const LEASE_SECONDS: i64 = 120;
 /// `statement_timeout` for a run's bulk statements (reading every counted order,
 /// writing every score), set with `SET LOCAL` in their transactions. The pool's own
 /// timeout (5 s by default) guards the API's requests; at a million customers the
-/// facts read alone takes 3-4 s and the score upsert 20-30 s (`docs/benchmarks.md`),
-/// so a run gets this instead. It stays below the lease, which a run renews between
+/// facts read alone takes about 3 s and the score upsert about 7 s
+/// (`docs/benchmarks.md`), so a run gets this instead. It stays below the lease, which a run renews between
 /// its phases.
 const BATCH_STATEMENT_TIMEOUT: &str = "SET LOCAL statement_timeout = '100s'";
 

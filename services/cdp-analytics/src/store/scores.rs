@@ -66,9 +66,9 @@ const REPLACE_CHUNK: usize = 20_000;
 ///
 /// Each chunk of rows travels as one array per column (`INSERT ... SELECT FROM
 /// unnest(...) ON CONFLICT ... DO UPDATE`): one statement with 20 parameters, planned
-/// once, instead of 20 parameters per row. Postgres' index maintenance is most of what
-/// remains (see `docs/benchmarks.md`; deleting the tenant's rows first and inserting
-/// afresh measured no faster than the upsert).
+/// once, instead of 20 parameters per row. The table has only its primary key and
+/// half-empty pages, so a nightly rewrite of every row is a heap-only update
+/// (migration `2026-12-05-000001_scores_write_path`, `docs/benchmarks.md`).
 pub async fn replace(
     conn: &mut AsyncPgConnection,
     tenant: &str,
