@@ -20,6 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 pub use diesel_async;
+pub use tokio_postgres;
 
 /// The connection pool type every service uses.
 pub type Pool = DeadPool<AsyncPgConnection>;
@@ -132,6 +133,35 @@ pub fn connect(config: &DbConfig, default_schema: &str) -> Result<Pool, DbError>
         .create_timeout(timeout)
         .build()
         .map_err(|e| DbError::Config(e.to_string()))
+}
+
+/// A plain tokio-postgres connection for bulk transfers (binary `COPY`), which diesel
+/// does not speak: the same URL, schema and application name as the pool's connections,
+/// outside the pool so a long transfer never holds a pooled connection. Its
+/// `statement_timeout` is the pool's; a caller that needs longer sets its own.
+pub async fn connect_bulk(
+    config: &DbConfig,
+    default_schema: &str,
+) -> Result<tokio_postgres::Client, DbError> {
+    let schema = config.schema_or(default_schema)?;
+    let (client, connection) =
+        tokio_postgres::connect(config.url.expose_secret(), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| DbError::Connection(e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "bulk database connection ended");
+        }
+    });
+    client
+        .batch_execute(&format!(
+            "SET search_path TO {schema}; SET statement_timeout = {}; \
+             SET application_name = 'mkt-{schema}-bulk'",
+            config.statement_timeout_ms
+        ))
+        .await
+        .map_err(|e| DbError::Connection(e.to_string()))?;
+    Ok(client)
 }
 
 /// Readiness: a connection can be checked out and answers `SELECT 1`.

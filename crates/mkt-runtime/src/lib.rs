@@ -97,6 +97,10 @@ pub struct Infra {
     pub bus: BusConfig,
     /// Broker reachability for readiness.
     broker: Arc<BrokerProbe>,
+    /// Database settings, for [`Infra::bulk_connection`].
+    database: DbConfig,
+    /// The service's schema.
+    schema: String,
 }
 
 /// A running service.
@@ -190,6 +194,8 @@ pub async fn spawn(
             name: format!("{}-probe", spec.name),
             connection: Mutex::new(None),
         }),
+        database: config.database.clone(),
+        schema: schema.clone(),
     };
 
     let mut background = Vec::new();
@@ -357,6 +363,11 @@ impl Infra {
     /// Call after a transaction that enqueued events has committed.
     pub fn events_committed(&self) {
         self.relay.wake();
+    }
+
+    /// A connection outside the pool for bulk transfers (`mkt_db::connect_bulk`).
+    pub async fn bulk_connection(&self) -> Result<mkt_db::tokio_postgres::Client, mkt_db::DbError> {
+        mkt_db::connect_bulk(&self.database, &self.schema).await
     }
 }
 
