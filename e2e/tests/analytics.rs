@@ -468,3 +468,207 @@ async fn the_nightly_schedule_queues_each_due_tenant_once_and_respects_its_setti
     })
     .await;
 }
+
+/// Runs one statement on the analytics database; returns the rows it touched.
+async fn analytics_execute(stack: &Stack, sql: &str) -> usize {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let mut conn = diesel_async::AsyncPgConnection::establish(&stack.analytics_db)
+        .await
+        .expect("connect");
+    diesel::sql_query(sql)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[actix_web::test]
+async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replaces_the_scores() {
+    let stack = Stack::start().await;
+    let token = support::token("initech", &["ingest", "analyst", "reader"]);
+    let now = Utc::now();
+    let days = |d: i64| now - chrono::Duration::days(d);
+    // Twelve customers with four purchase days a week apart, the last one 10 to 400 days
+    // ago, and a thirteenth who bought twelve days running: with the model's fallback
+    // heuristic (too few repeat customers to fit BG/NBD) the twelve's churn
+    // probabilities run from active (0.28) through three churning ones (0.70-0.82) to
+    // churned (0.95).
+    let silences = [10, 30, 50, 70, 90, 120, 150, 180, 220, 260, 320, 400];
+    let mut customers = Vec::new();
+    for (i, silence) in silences.iter().enumerate() {
+        let id = stack
+            .create_customer(&token, &format!("c{i}@initech.example"), "TX")
+            .await;
+        for week in 0..4 {
+            order_at(&stack, &token, &id, 2_000, days(silence + 7 * week)).await;
+        }
+        customers.push(id);
+    }
+    // Orders of one customer applied concurrently still add up in its kept facts.
+    let burst = stack
+        .create_customer(&token, "burst@initech.example", "TX")
+        .await;
+    futures_util::future::join_all(
+        (0..12).map(|i| order_at(&stack, &token, &burst, 100 + i, days(5 + i))),
+    )
+    .await;
+    support::eventually(
+        WAIT,
+        "the consumer to keep every customer's facts",
+        || async {
+            let n = support::scalar_i64(
+                &stack.analytics_db,
+                "SELECT count(*) FROM cdp_analytics.customer_facts \
+             WHERE tenant_id = 'initech' AND orders = 4 AND purchase_days = 4 AND spent = 8000 \
+               AND repeat_spent = 6000",
+            )
+            .await;
+            (n == 12).then_some(())
+        },
+    )
+    .await;
+    support::eventually(WAIT, "the burst in the kept facts", || async {
+        let n = support::scalar_i64(
+            &stack.analytics_db,
+            &format!(
+                "SELECT count(*) FROM cdp_analytics.customer_facts WHERE tenant_id = 'initech' \
+                 AND customer_id = '{burst}' AND orders = 12 AND purchase_days = 12 \
+                 AND spent = {} AND repeat_spent = {}",
+                (100..112).sum::<i64>(),
+                (100..111).sum::<i64>()
+            ),
+        )
+        .await;
+        (n == 1).then_some(())
+    })
+    .await;
+
+    let (status, refused) = process(&stack, &token, json!({"force": true})).await;
+    assert_eq!(status, 404, "another tenant's path: {refused}");
+    let run = |body: Value| {
+        let stack = &stack;
+        let token = &token;
+        async move {
+            let (status, _, body) = stack
+                .send(
+                    Method::POST,
+                    "/api/v2/cdp/process/initech",
+                    token,
+                    Some(&body),
+                    &[],
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let first = run(json!({"force": true})).await;
+    assert_eq!(first["results"]["rfm"]["total_processed"], 13, "{first}");
+    let churning = support::scalar_i64(
+        &stack.analytics_db,
+        "SELECT count(*) FROM cdp_analytics.customer_scores \
+         WHERE tenant_id = 'initech' AND churn_risk = 'churning'",
+    )
+    .await;
+    assert!(
+        churning >= 2,
+        "the data gives churning customers: {churning}"
+    );
+
+    // As if a run days earlier had stored them otherwise: the churning ones were active,
+    // except one already churned (moving back to churning is no crossing).
+    let churned_before = analytics_execute(
+        &stack,
+        "UPDATE cdp_analytics.customer_scores SET churn_risk = CASE WHEN customer_id = \
+           (SELECT customer_id FROM cdp_analytics.customer_scores \
+            WHERE tenant_id = 'initech' AND churn_risk = 'churning' \
+            ORDER BY customer_id LIMIT 1) \
+           THEN 'churned' ELSE 'active' END \
+         WHERE tenant_id = 'initech' AND churn_risk = 'churning'",
+    )
+    .await;
+    assert_eq!(churned_before as i64, churning);
+    // A load table left by a run that died before swapping it in.
+    analytics_execute(
+        &stack,
+        "CREATE TABLE cdp_analytics.customer_scores_r0123456789abcdef0123456789abcdef \
+         (LIKE cdp_analytics.customer_scores)",
+    )
+    .await;
+
+    let mut alerts = stack.listen("churn.alert.v1").await;
+    run(json!({"force": true})).await;
+    let mut alerted = Vec::new();
+    while let Some(payload) = alerts.next(Duration::from_secs(3)).await {
+        alerted.push(v1::ChurnAlert::decode(payload.as_slice()).expect("decodes"));
+    }
+    assert_eq!(alerted.len() as i64, churning - 1, "{alerted:?}");
+    for alert in &alerted {
+        assert_eq!(
+            (
+                alert.tenant_id.as_str(),
+                alert.previous_risk.as_str(),
+                alert.risk.as_str()
+            ),
+            ("initech", "active", "churning")
+        );
+        assert!((0.6..0.85).contains(&alert.churn_probability), "{alert:?}");
+        let profile = get(
+            &stack,
+            &token,
+            &format!("/api/v2/cdp/customers/{}/profile", alert.customer_id),
+        )
+        .await
+        .1;
+        assert_eq!(profile["data"]["churn"]["risk"], "churning", "{profile}");
+    }
+
+    // Each run's scores are one table, swapped in whole: one partition for the tenant,
+    // the earlier run's and the abandoned load table are gone.
+    let tables = support::scalar_i64(
+        &stack.analytics_db,
+        "SELECT count(*) FROM pg_tables \
+         WHERE schemaname = 'cdp_analytics' AND tablename LIKE 'customer_scores\\_r%'",
+    )
+    .await;
+    assert_eq!(tables, 1);
+    let current = support::scalar_i64(
+        &stack.analytics_db,
+        "SELECT count(*) FROM cdp_analytics.score_partitions p \
+         JOIN pg_inherits i ON i.inhrelid = ('cdp_analytics.' || p.table_name)::regclass \
+         WHERE p.tenant_id = 'initech'",
+    )
+    .await;
+    assert_eq!(current, 1);
+
+    // An erased customer drops out of the kept facts, and of the scores at the next run.
+    let erased = &customers[0];
+    let (status, _, _) = stack
+        .send(
+            Method::DELETE,
+            &format!("/api/v2/cdp/customers/{erased}"),
+            &token,
+            None,
+            &[],
+        )
+        .await;
+    assert!((200..300).contains(&status), "erase: {status}");
+    support::eventually(WAIT, "the erasure in the kept facts", || async {
+        let n = support::scalar_i64(
+            &stack.analytics_db,
+            "SELECT count(*) FROM cdp_analytics.customer_facts WHERE tenant_id = 'initech'",
+        )
+        .await;
+        (n == 12).then_some(())
+    })
+    .await;
+    let after = run(json!({"force": true})).await;
+    assert_eq!(after["results"]["rfm"]["total_processed"], 12, "{after}");
+    let scored = support::scalar_i64(
+        &stack.analytics_db,
+        &format!(
+            "SELECT count(*) FROM cdp_analytics.customer_scores WHERE customer_id = '{erased}'"
+        ),
+    )
+    .await;
+    assert_eq!(scored, 0);
+}

@@ -16,25 +16,23 @@
 //!    spread uniformly over the last 2 years, later ones over an active span of 20-100%
 //!    of the customer's age; 2% cancelled, 3% refunded; one currency (USD); amounts in
 //!    cents around a per-customer mean; 0.05% of customers erased. Then
-//!    `VACUUM ANALYZE` and `CHECKPOINT`;
+//!    `VACUUM ANALYZE`, `customer_facts` rebuilt from the orders with `facts::rebuild`
+//!    (timed: what the migration that introduced it costs), the median cost of one
+//!    customer's `facts::refresh` (what the order consumer adds per order), `CHECKPOINT`;
 //! 3. starts the service's runtime (pool with the service's settings, outbox relay)
 //!    without its workers and consumers, with a broker address nothing listens on, so
 //!    nothing publishes and nothing else runs;
 //! 4. run 1: `service::processing::run_now` (the code the API's synchronous `/process`
 //!    runs), the tenant's first run (no scores yet);
-//! 5. run 2: the same run phase by phase, the store and domain calls of
-//!    `processing::compute` in its order, each timed: (1) facts load, (2) scoring in
-//!    `spawn_blocking`, (3) the scores, outbox rows and churn alerts in one transaction;
+//! 5. run 2: `processing::execute_timed` (what `run_now` and the worker execute), printed
+//!    with the phase times it reports: facts, scoring, score rows, load, swap, outbox;
 //! 6. run 3: `run_now` again, now replacing existing scores (the nightly case);
-//! 7. the BG/NBD fit alone, as `scoring::run` does it, on the histories of run 2
-//!    (median of 3), and the Gamma-Gamma fit;
+//! 7. the BG/NBD fit alone, as `scoring::run` does it, on the tenant's facts (median of
+//!    3), and the Gamma-Gamma fit;
 //! 8. writes those histories to a CSV and runs
 //!    `crates/mkt-lifetimes/tests/data/lifetimes_peer.py` on it in a venv (created with
 //!    lifetimes 0.11.3, numpy 1.26.4, scipy 1.11.4, pandas 2.1.4 if absent; without it
 //!    the bench says so and goes on), then prints both fits side by side.
-//!
-//! Run 2 mirrors `processing::compute` (keep them in step); runs 1 and 3 are the real
-//! thing and tell whether the mirror is faithful.
 
 #![allow(
     clippy::print_stdout,
@@ -49,11 +47,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use cdp_analytics::domain::scoring::{self, Analyses, CustomerFacts, Settings};
-use cdp_analytics::events::publish::{self, ChurnCrossing};
-use cdp_analytics::service::processing::{self, LEASE_SECONDS};
-use cdp_analytics::store::customers;
-use cdp_analytics::store::runs::{self, NewRun, Outcome};
-use cdp_analytics::store::scores::{self, ScoreRow};
+use cdp_analytics::service::processing::{self, LEASE_SECONDS, Phases};
+use cdp_analytics::store::facts;
+use cdp_analytics::store::runs::{self, NewRun};
+use cdp_analytics::store::scores;
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -305,9 +302,13 @@ async fn bench_on(options: &Options, work: &Scratch, admin: &str, url: &str) -> 
     );
     print!("{}", phased.table());
 
-    let fits = fit_alone(&phased.facts, phased.as_of);
+    let as_of = Utc::now();
+    let (_, run_facts) = facts::current(&mut conn, TENANT, as_of)
+        .await?
+        .context("the tenant has facts")?;
+    let fits = fit_alone(&run_facts, as_of);
     println!("\n## Scoring, split\n");
-    print!("{}", fits.scoring_split(phased.scoring));
+    print!("{}", fits.scoring_split(phased.phases.scoring));
 
     println!("\n## Targets\n");
     let whole = steady.as_ref().ok().map(|r| r.elapsed.as_secs_f64());
@@ -358,6 +359,10 @@ struct Generated {
     twenty_plus: i64,
     max_orders: i64,
     orders_mb: f64,
+    /// `facts::rebuild` over the whole tenant (what the migration did for existing data).
+    rebuild_seconds: f64,
+    /// Median `facts::refresh` of one customer (what the order consumer adds per order).
+    refresh_ms: f64,
 }
 
 impl Generated {
@@ -367,7 +372,9 @@ impl Generated {
             "\ndata: tenant {TENANT:?}, {} customers ({} erased), {} orders ({} counted, {} \
              distinct purchase days; {:.2} orders per customer, asked {:.2}); orders per \
              customer: 1 for {:.1}%, 1-3 for {:.1}%, 20+ for {:.1}%, max {}; orders table \
-             {:.0} MB with indexes; generated, indexed and vacuumed in {:.1} s",
+             {:.0} MB with indexes; generated, indexed and vacuumed in {:.1} s; \
+             `customer_facts` rebuilt from the orders in {:.1} s; `facts::refresh` of one \
+             customer (the order consumer's extra work per order) median {:.2} ms",
             thousands(self.customers as u64),
             self.erased,
             thousands(self.orders as u64),
@@ -381,6 +388,8 @@ impl Generated {
             self.max_orders,
             self.orders_mb,
             self.seconds,
+            self.rebuild_seconds,
+            self.refresh_ms,
         )
     }
 }
@@ -498,6 +507,12 @@ async fn generate(conn: &mut AsyncPgConnection, options: &Options) -> Result<Gen
             .with_context(|| statement.chars().take(120).collect::<String>())?;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let t = Instant::now();
+    facts::rebuild(conn, TENANT).await?;
+    conn.batch_execute("VACUUM ANALYZE customer_facts").await?;
+    let rebuild_seconds = t.elapsed().as_secs_f64();
+    let refresh_ms = refresh_cost(conn).await?;
+    conn.batch_execute("CHECKPOINT").await?;
     let counted = "status NOT IN ('cancelled', 'refunded')";
     Ok(Generated {
         seconds,
@@ -526,7 +541,32 @@ async fn generate(conn: &mut AsyncPgConnection, options: &Options) -> Result<Gen
         twenty_plus: count(conn, "SELECT count(*) FROM bench_customers WHERE k >= 20").await?,
         max_orders: count(conn, "SELECT max(k) FROM bench_customers").await?,
         orders_mb: count(conn, "SELECT pg_total_relation_size('orders')").await? as f64 / 1e6,
+        rebuild_seconds,
+        refresh_ms,
     })
+}
+
+#[derive(QueryableByName)]
+struct CustomerId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    customer_id: Uuid,
+}
+
+/// The median time of `facts::refresh` (in its own transaction, as the consumer runs it)
+/// over 1,000 customers drawn at random: the per-order cost of keeping the facts.
+async fn refresh_cost(conn: &mut AsyncPgConnection) -> Result<f64> {
+    let sample: Vec<CustomerId> =
+        diesel::sql_query("SELECT customer_id FROM bench_customers ORDER BY random() LIMIT 1000")
+            .load(conn)
+            .await?;
+    let mut times = Vec::with_capacity(sample.len());
+    for CustomerId { customer_id } in sample {
+        let started = Instant::now();
+        conn.transaction(async |conn| facts::refresh(conn, TENANT, customer_id).await)
+            .await?;
+        times.push(started.elapsed());
+    }
+    Ok(median_ms(&mut times))
 }
 
 // ---------------------------------------------------------------------------------
@@ -595,145 +635,94 @@ async fn live_run(
 }
 
 struct Phased {
-    /// The pool's `statement_timeout`, lifted for this run.
-    statement_timeout: String,
     /// Score rows of the tenant before the run.
     existing: i64,
     /// Cores busy outside the bench and its PostgreSQL meanwhile.
     others: f64,
-    facts: Vec<CustomerFacts>,
-    as_of: DateTime<Utc>,
-    customers: usize,
-    bookkeeping: Duration,
-    currency: Duration,
-    facts_load: Duration,
-    scoring: Duration,
-    rows: Duration,
-    risks: Duration,
-    replace: Duration,
-    outbox: Duration,
-    alerts: Duration,
-    commit: Duration,
-    crossings: usize,
+    records: i64,
+    phases: Phases,
     wal_bytes: i64,
-    total: Duration,
 }
 
 impl Phased {
     fn table(&self) -> String {
+        let p = &self.phases;
         let s = |d: Duration| format!("{:.2} s", d.as_secs_f64());
-        let facts = self.currency + self.facts_load;
-        let persist =
-            self.rows + self.risks + self.replace + self.outbox + self.alerts + self.commit;
+        let persist = p.encode + p.persist;
+        let bookkeeping = p.total.saturating_sub(p.facts + p.scoring + persist);
         let mut t = String::new();
         let _ = writeln!(t, "| phase | time | share |");
         let _ = writeln!(t, "|---|---:|---:|");
         let share = |d: Duration| {
             format!(
                 "{:.0}%",
-                100.0 * d.as_secs_f64() / self.total.as_secs_f64().max(1e-9)
+                100.0 * d.as_secs_f64() / p.total.as_secs_f64().max(1e-9)
             )
         };
-        let mut row = |name: &str, d: Duration, indent: bool| {
-            let name = if indent {
-                format!("&nbsp;&nbsp;{name}")
-            } else {
+        let mut row = |name: &str, d: Duration, indent: usize| {
+            let name = if indent == 0 {
                 format!("**{name}**")
+            } else {
+                format!("{}{name}", "&nbsp;&nbsp;".repeat(indent))
             };
             let _ = writeln!(t, "| {name} | {} | {} |", s(d), share(d));
         };
-        row("1. facts load", facts, false);
-        row("`main_currency`", self.currency, true);
-        row(
-            "`customers::facts` (query, stream, fold)",
-            self.facts_load,
-            true,
-        );
+        row("1. facts (`facts::current`)", p.facts, 0);
         row(
             "2. scoring (`scoring::run` in spawn_blocking)",
-            self.scoring,
-            false,
+            p.scoring,
+            0,
         );
-        row("3. persist", persist, false);
-        row("`ScoreRow`s built", self.rows, true);
-        row("`scores::risks` (previous risks)", self.risks, true);
-        row("`scores::replace`", self.replace, true);
-        row("`publish::scores_updated` (outbox)", self.outbox, true);
+        row("3. persist", persist, 0);
         row(
-            &format!("`publish::churn_alerts` ({} crossings)", self.crossings),
-            self.alerts,
-            true,
+            "`publish::scores_updated` (encoding the messages)",
+            p.encode,
+            1,
         );
-        row("commit", self.commit, true);
+        row("the write transaction", p.persist, 1);
         row(
-            "run bookkeeping (queue, claim, progress, finish)",
-            self.bookkeeping,
-            false,
+            "at once, on the bulk connection: `scores::load`",
+            p.load_copy + p.load_key,
+            2,
         );
-        row("total", self.total, false);
+        row("binary COPY (FREEZE)", p.load_copy, 3);
+        row("primary key and ANALYZE", p.load_key, 3);
+        row(
+            &format!(
+                "at once, in the transaction: `scores::crossings` ({} crossings)",
+                p.crossings
+            ),
+            p.crossings_read,
+            2,
+        );
+        row(
+            "and the outbox rows (`enqueue_many`, `churn_alerts`)",
+            p.outbox,
+            2,
+        );
+        row("then `scores::swap_in`", p.swap, 2);
+        row(
+            "run bookkeeping (claim, settings, progress, finish)",
+            bookkeeping,
+            0,
+        );
+        row("total", p.total, 0);
         let _ = writeln!(
             t,
-            "\n{} customers scored, {} of WAL; other processes used {:.2} cores meanwhile. \
-             The service's statement_timeout ({}) was lifted for this run; the facts query \
-             and `scores::risks` are one statement each.",
-            thousands(self.customers as u64),
+            "\n{} customers scored, {} of WAL; other processes used {:.2} cores meanwhile.",
+            thousands(self.records as u64),
             megabytes(self.wal_bytes),
             self.others,
-            self.statement_timeout,
         );
         t
     }
 }
 
-/// `processing::compute`'s steps, in its order, with its connection handling, timed.
-/// The statement timeout is lifted on its connection (and put back after) so that the
-/// phases are measured even where the live run gives up; the run row always ends.
+/// A run through `processing::execute_timed` (what the worker and `run_now` execute),
+/// with the phase times it reports.
 async fn phased_run(
     infra: &mkt_runtime::Infra,
     wal_conn: &mut AsyncPgConnection,
-) -> Result<Phased> {
-    let mut conn = infra.pool.get().await?;
-    let timeout = show(&mut conn, "statement_timeout").await?;
-    conn.batch_execute("SET statement_timeout = 0").await?;
-    let mut run = None;
-    let result = phases(infra, &mut conn, wal_conn, &mut run).await;
-    if let (Err(error), Some(id)) = (&result, run) {
-        let failed = Outcome {
-            status: "failed",
-            records_processed: 0,
-            results: None,
-            model: None,
-            error: Some(format!("{error:#}")),
-        };
-        runs::finish(&mut conn, id, &failed).await?;
-    }
-    conn.batch_execute(&format!("SET statement_timeout = '{timeout}'"))
-        .await?;
-    result.map(|phased| Phased {
-        statement_timeout: timeout,
-        ..phased
-    })
-}
-
-#[derive(QueryableByName)]
-struct Shown {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    value: String,
-}
-
-async fn show(conn: &mut AsyncPgConnection, setting: &str) -> Result<String> {
-    let row: Shown = diesel::sql_query("SELECT current_setting($1) AS value")
-        .bind::<diesel::sql_types::Text, _>(setting)
-        .get_result(conn)
-        .await?;
-    Ok(row.value)
-}
-
-async fn phases(
-    infra: &mkt_runtime::Infra,
-    conn: &mut AsyncPgConnection,
-    wal_conn: &mut AsyncPgConnection,
-    started_run: &mut Option<Uuid>,
 ) -> Result<Phased> {
     let existing = count(
         wal_conn,
@@ -742,15 +731,13 @@ async fn phases(
     .await?;
     let wal = wal_position(wal_conn).await?;
     let cpu = CpuSample::take();
-    let total = Instant::now();
-    let analyses = Analyses::parse(&[]).map_err(anyhow::Error::msg)?;
-    let t = Instant::now();
+    let mut conn = infra.pool.get().await?;
     let queued = runs::enqueue(
-        conn,
+        &mut conn,
         &NewRun {
             id: Uuid::now_v7(),
             tenant_id: TENANT.to_owned(),
-            analyses: analyses.names(),
+            analyses: Analyses::parse(&[]).map_err(anyhow::Error::msg)?.names(),
             force: true,
             as_of: None,
             status: "queued".into(),
@@ -759,123 +746,24 @@ async fn phases(
         },
     )
     .await?;
-    let run = runs::claim_one(conn, queued.id, LEASE_SECONDS)
+    let run = runs::claim_one(&mut conn, queued.id, LEASE_SECONDS)
         .await?
         .context("claim the bench's run")?;
-    *started_run = Some(run.id);
-    let mut bookkeeping = t.elapsed();
-
-    let as_of = Utc::now();
-    let t = Instant::now();
-    let currency = customers::main_currency(conn, TENANT)
-        .await?
-        .context("the tenant has orders")?;
-    let currency_time = t.elapsed();
-    let t = Instant::now();
-    let facts = customers::facts(conn, TENANT, &currency, as_of)
-        .await
-        .context("customers::facts")?;
-    let facts_time = t.elapsed();
-
-    let t = Instant::now();
-    runs::progress(conn, run.id, 0.4, LEASE_SECONDS).await?;
-    bookkeeping += t.elapsed();
-
-    let t = Instant::now();
-    let shared = std::sync::Arc::new(facts);
-    let input = shared.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        scoring::run(&input, as_of, analyses, &Settings::default())
-    })
-    .await?
-    .map_err(anyhow::Error::msg)?;
-    let scoring_time = t.elapsed();
-    let facts = std::sync::Arc::try_unwrap(shared).map_err(|_| anyhow!("facts still shared"))?;
-
-    let t = Instant::now();
-    runs::progress(conn, run.id, 0.8, LEASE_SECONDS).await?;
-    bookkeeping += t.elapsed();
-
-    let t = Instant::now();
-    let computed_at = Utc::now();
-    let rows: Vec<ScoreRow> = result
-        .customers
-        .iter()
-        .map(|c| processing::score_row(TENANT, run.id, as_of, &currency, c))
-        .collect();
-    let rows_time = t.elapsed();
-
-    let run_id = run.id;
-    let t = Instant::now();
-    let (risks, replace, outbox, alerts, crossings) = conn
-        .transaction(async |conn| {
-            let t = Instant::now();
-            let previous = scores::risks(conn, TENANT).await?;
-            let risks = t.elapsed();
-            let t = Instant::now();
-            scores::replace(conn, TENANT, run_id, &rows).await?;
-            let replace = t.elapsed();
-            let t = Instant::now();
-            publish::scores_updated(conn, TENANT, run_id, computed_at, &rows).await?;
-            let outbox = t.elapsed();
-            let t = Instant::now();
-            let crossings: Vec<ChurnCrossing> = rows
-                .iter()
-                .filter(|r| r.churn_risk.as_deref() == Some("churning"))
-                .filter_map(|r| {
-                    let before = previous.get(&r.customer_id)?;
-                    matches!(before.as_str(), "active" | "at_risk").then(|| ChurnCrossing {
-                        customer_id: r.customer_id,
-                        previous_risk: before.clone(),
-                        probability: r.churn_probability.unwrap_or_default(),
-                    })
-                })
-                .collect();
-            publish::churn_alerts(conn, TENANT, run_id, computed_at, &crossings).await?;
-            let alerts = t.elapsed();
-            Ok::<_, diesel::result::Error>((risks, replace, outbox, alerts, crossings.len()))
-        })
-        .await?;
-    let commit = t
-        .elapsed()
-        .saturating_sub(risks + replace + outbox + alerts);
-    infra.relay.wake();
-
-    let t = Instant::now();
-    runs::finish(
-        conn,
-        run.id,
-        &Outcome {
-            status: "processed",
-            records_processed: rows.len() as i64,
-            results: Some(serde_json::Value::Object(result.results)),
-            model: Some(result.model),
-            error: None,
-        },
-    )
-    .await?;
-    bookkeeping += t.elapsed();
-    let total = total.elapsed();
+    let phases = processing::execute_timed(infra, &run).await;
+    let ended = runs::find(&mut conn, run.id).await?;
+    if ended.status != "processed" {
+        bail!(
+            "run 2 ended {}: {}",
+            ended.status,
+            ended.error.unwrap_or_default()
+        );
+    }
     Ok(Phased {
-        statement_timeout: String::new(),
-        customers: rows.len(),
-        facts,
-        as_of,
-        bookkeeping,
-        currency: currency_time,
-        facts_load: facts_time,
-        scoring: scoring_time,
-        rows: rows_time,
-        risks,
-        replace,
-        outbox,
-        alerts,
-        commit,
-        crossings,
-        others: CpuSample::take().others_since(&cpu),
-        wal_bytes: wal_position(wal_conn).await? - wal,
         existing,
-        total,
+        others: CpuSample::take().others_since(&cpu),
+        records: ended.records_processed,
+        phases,
+        wal_bytes: wal_position(wal_conn).await? - wal,
     })
 }
 
@@ -1339,7 +1227,12 @@ fn median_ms(times: &mut [Duration]) -> f64 {
 }
 
 async fn sizes(conn: &mut AsyncPgConnection) -> Result<String> {
-    let scores = count(conn, "SELECT pg_total_relation_size('customer_scores')").await?;
+    let scores = count(
+        conn,
+        "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) \
+         FROM pg_partition_tree('customer_scores')",
+    )
+    .await?;
     let outbox = count(conn, "SELECT pg_total_relation_size('outbox_messages')").await?;
     let messages = count(conn, "SELECT count(*) FROM outbox_messages").await?;
     let payload = count(

@@ -10,6 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::store::customers::{self, CustomerRow, OrderRow};
+use crate::store::facts;
 use crate::store::timeline::{self, TimelineRow};
 
 type Conn = diesel_async::AsyncPgConnection;
@@ -89,6 +90,7 @@ async fn customer_erased(conn: &mut Conn, incoming: &Incoming) -> Result<(), Han
         .and_then(mkt_contracts::from_timestamp)
         .unwrap_or_else(chrono::Utc::now);
     customers::erase(conn, &event.tenant_id, customer, at).await?;
+    facts::forget(conn, &event.tenant_id, customer).await?;
     timeline::delete_for(conn, &event.tenant_id, customer).await?;
     Ok(())
 }
@@ -113,6 +115,7 @@ async fn apply_order(
         tenant_id: order.tenant_id,
     };
     customers::upsert_order(conn, &row).await?;
+    facts::refresh(conn, &row.tenant_id, row.customer_id).await?;
     Ok(())
 }
 

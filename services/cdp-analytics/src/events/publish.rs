@@ -8,63 +8,51 @@ use mkt_contracts::Message;
 use mkt_contracts::v1::{self, routing};
 use uuid::Uuid;
 
-use crate::store::scores::ScoreRow;
+use crate::store::scores::{Crossing, RunScores};
 
 /// Customers per `analytics.scores.updated.v1` message.
 pub const SCORES_PER_MESSAGE: usize = 1_000;
 
-/// The run's scores, in slices of [`SCORES_PER_MESSAGE`] customers.
-pub async fn scores_updated(
-    conn: &mut AsyncPgConnection,
-    tenant: &str,
-    run: Uuid,
-    computed_at: DateTime<Utc>,
-    rows: &[ScoreRow],
-) -> diesel::QueryResult<()> {
-    let events: Vec<OutgoingEvent> = rows
+/// The run's scores as `analytics.scores.updated.v1` events, in slices of
+/// [`SCORES_PER_MESSAGE`] customers, ready for the outbox. Pure encoding, so a run builds
+/// them before its write transaction opens.
+pub fn scores_updated(scores: &RunScores<'_>, computed_at: DateTime<Utc>) -> Vec<OutgoingEvent> {
+    let run = scores.run.to_string();
+    let computed_at = mkt_contracts::timestamp(computed_at);
+    let as_of = mkt_contracts::timestamp(scores.as_of);
+    scores
+        .customers
         .chunks(SCORES_PER_MESSAGE)
         .map(|chunk| {
             let event = v1::ScoresUpdated {
-                tenant_id: tenant.to_owned(),
-                run_id: run.to_string(),
-                computed_at: Some(mkt_contracts::timestamp(computed_at)),
-                as_of: chunk.first().map(|r| mkt_contracts::timestamp(r.as_of)),
+                tenant_id: scores.tenant.to_owned(),
+                run_id: run.clone(),
+                computed_at: Some(computed_at),
+                as_of: Some(as_of),
                 scores: chunk
                     .iter()
-                    .map(|r| v1::CustomerScores {
-                        customer_id: r.customer_id.to_string(),
-                        rfm_segment: r.rfm_segment.clone(),
-                        recency_score: r.recency_score,
-                        frequency_score: r.frequency_score,
-                        monetary_score: r.monetary_score,
-                        clv: r.predicted_value,
-                        clv_tier: r.clv_tier.clone(),
-                        churn_risk: r.churn_risk.clone(),
-                        churn_probability: r.churn_probability,
-                        currency: r.currency.clone().unwrap_or_default(),
+                    .map(|c| v1::CustomerScores {
+                        customer_id: c.customer_id.to_string(),
+                        rfm_segment: c.rfm.as_ref().map(|r| r.1.clone()),
+                        recency_score: c.rfm.as_ref().map(|r| i32::from(r.0.recency)),
+                        frequency_score: c.rfm.as_ref().map(|r| i32::from(r.0.frequency)),
+                        monetary_score: c.rfm.as_ref().map(|r| i32::from(r.0.monetary)),
+                        clv: c.clv.map(|v| v.0),
+                        clv_tier: c.clv_tier.map(str::to_owned),
+                        churn_risk: c.churn.map(|v| v.1.to_owned()),
+                        churn_probability: c.churn.map(|v| v.0),
+                        currency: scores.currency.to_owned(),
                     })
                     .collect(),
             };
             OutgoingEvent {
                 routing_key: routing::ANALYTICS_SCORES_UPDATED,
-                tenant_id: tenant.to_owned(),
-                aggregate_id: tenant.to_owned(),
+                tenant_id: scores.tenant.to_owned(),
+                aggregate_id: scores.tenant.to_owned(),
                 payload: event.encode_to_vec(),
             }
         })
-        .collect();
-    enqueue_many(conn, &events).await
-}
-
-/// A customer crossed into churning.
-#[derive(Debug, Clone)]
-pub struct ChurnCrossing {
-    /// Customer.
-    pub customer_id: Uuid,
-    /// Risk before this run.
-    pub previous_risk: String,
-    /// Probability now.
-    pub probability: f64,
+        .collect()
 }
 
 /// One `churn.alert.v1` per crossing.
@@ -73,7 +61,7 @@ pub async fn churn_alerts(
     tenant: &str,
     run: Uuid,
     at: DateTime<Utc>,
-    crossings: &[ChurnCrossing],
+    crossings: &[Crossing],
 ) -> diesel::QueryResult<()> {
     let events: Vec<OutgoingEvent> = crossings
         .iter()
@@ -86,7 +74,7 @@ pub async fn churn_alerts(
                 customer_id: c.customer_id.to_string(),
                 previous_risk: c.previous_risk.clone(),
                 risk: "churning".into(),
-                churn_probability: c.probability,
+                churn_probability: c.churn_probability,
                 detected_at: Some(mkt_contracts::timestamp(at)),
                 run_id: run.to_string(),
             }

@@ -21,20 +21,21 @@ use uuid::Uuid;
 
 use crate::domain::scoring::{self, Analyses, Settings};
 use crate::error::ApiError;
-use crate::events::publish::{self, ChurnCrossing};
-use crate::store::customers;
+use crate::events::publish;
 use crate::store::runs::{self, NewRun, Outcome, RunRow};
-use crate::store::scores::{self, ScoreRow};
+use crate::store::scores::{self, RunScores};
+use crate::store::{customers, facts};
+use mkt_bus::outbox::enqueue_many;
 
 /// How long a worker's claim on a run lasts without progress.
 pub const LEASE_SECONDS: i64 = 120;
 
 /// `statement_timeout` for a run's bulk statements (reading every counted order,
 /// writing every score), set with `SET LOCAL` in their transactions. The pool's own
-/// timeout (5 s by default) guards the API's requests; at a million customers the
-/// facts read alone takes about 3 s and the score upsert about 7 s
-/// (`docs/benchmarks.md`), so a run gets this instead. It stays below the lease, which a run renews between
-/// its phases.
+/// timeout (5 s by default) guards the API's requests; a run's reads of every customer's
+/// facts (or, for a backtest, every order) and its load of every score take longer at
+/// scale (`docs/benchmarks.md`), so a run gets this instead. It stays below the lease,
+/// which a run renews between its phases.
 const BATCH_STATEMENT_TIMEOUT: &str = "SET LOCAL statement_timeout = '100s'";
 
 /// A processing request (seed 004 plus `as_of` and `async`).
@@ -99,7 +100,43 @@ fn same_day(a: DateTime<Utc>, b: DateTime<Utc>) -> bool {
 /// Executes a claimed run to its end (processed, skipped or failed); never panics the
 /// worker: failures are recorded on the run.
 pub async fn execute(infra: &Infra, run: &RunRow) {
-    let outcome = match compute(infra, run).await {
+    execute_timed(infra, run).await;
+}
+
+/// How long each phase of a run took: logged when a run ends; the analytics bench
+/// prints them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// Reading the facts (the main currency with them).
+    pub facts: Duration,
+    /// The models (`scoring::run`).
+    pub scoring: Duration,
+    /// Encoding the `analytics.scores.updated` messages.
+    pub encode: Duration,
+    /// The write transaction, all of it: the load on the bulk connection while the
+    /// crossings and the outbox rows are written, then the swap and the commit.
+    pub persist: Duration,
+    /// The binary `COPY` into the run's table (its creation included).
+    pub load_copy: Duration,
+    /// Building that table's primary key and analysing it.
+    pub load_key: Duration,
+    /// Reading the previous risks of the customers churning now ([`scores::crossings`]).
+    pub crossings_read: Duration,
+    /// Writing `analytics.scores.updated` and `churn.alert` to the outbox.
+    pub outbox: Duration,
+    /// Swapping the run's table in ([`scores::swap_in`]).
+    pub swap: Duration,
+    /// Customers that crossed into churning.
+    pub crossings: usize,
+    /// The whole run, bookkeeping (claim, progress, finish) included.
+    pub total: Duration,
+}
+
+/// [`execute`], returning how long each phase took.
+pub async fn execute_timed(infra: &Infra, run: &RunRow) -> Phases {
+    let started = Instant::now();
+    let mut phases = Phases::default();
+    let outcome = match compute(infra, run, &mut phases).await {
         Ok(outcome) => outcome,
         Err(error) => {
             tracing::error!(run = %run.id, error = %format!("{error:#}"), "processing failed");
@@ -120,9 +157,19 @@ pub async fn execute(infra: &Infra, run: &RunRow) {
         }
         Err(error) => tracing::error!(run = %run.id, %error, "could not record the run's end"),
     }
+    phases.total = started.elapsed();
+    tracing::info!(
+        run = %run.id,
+        tenant = %run.tenant_id,
+        status = outcome.status,
+        records = outcome.records_processed,
+        ?phases,
+        "processing run ended"
+    );
+    phases
 }
 
-async fn compute(infra: &Infra, run: &RunRow) -> anyhow::Result<Outcome> {
+async fn compute(infra: &Infra, run: &RunRow, phases: &mut Phases) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let analyses = Analyses::parse(&run.analyses).map_err(anyhow::Error::msg)?;
     let mut conn = infra.pool.get().await?;
@@ -144,63 +191,113 @@ async fn compute(infra: &Infra, run: &RunRow) -> anyhow::Result<Outcome> {
         });
     }
     let as_of = run.as_of.unwrap_or_else(Utc::now);
-    // One read-only snapshot for the currency and the facts, with the batch timeout.
+    // One read-only snapshot for the currency and the facts, with the batch timeout. A
+    // live run reads the facts the order consumer keeps; a backtest folds them from the
+    // orders placed up to its instant.
+    let t = Instant::now();
     let tenant = run.tenant_id.clone();
+    let backtest = run.as_of.is_some();
     let read = conn
         .build_transaction()
         .read_only()
         .repeatable_read()
         .run(async |conn| {
             conn.batch_execute(BATCH_STATEMENT_TIMEOUT).await?;
-            let Some(currency) = customers::main_currency(conn, &tenant).await? else {
+            if !backtest {
+                return facts::current(conn, &tenant, as_of).await;
+            }
+            let Some(currency) = facts::main_currency(conn, &tenant, as_of).await? else {
                 return Ok::<_, diesel::result::Error>(None);
             };
-            let facts = customers::facts(conn, &tenant, &currency, as_of).await?;
+            let facts = facts::from_orders(conn, &tenant, &currency, as_of, None).await?;
             Ok(Some((currency, facts)))
         })
         .await?;
-    let Some((currency, facts)) = read else {
-        return Ok(Outcome {
-            status: "processed",
-            records_processed: 0,
-            results: Some(json!({})),
-            model: Some(json!({})),
-            error: None,
-        });
-    };
+    phases.facts = t.elapsed();
     let settings = settings_of(&mut conn, &run.tenant_id).await?;
     runs::progress(&mut conn, run.id, 0.4, LEASE_SECONDS).await?;
-    // The models are CPU work: keep them off the async workers.
-    let result =
-        tokio::task::spawn_blocking(move || scoring::run(&facts, as_of, analyses, &settings))
+    // No counted order: nothing to score (and, for a live run, no scores to keep).
+    let (results, model, scored) = match read {
+        Some((currency, facts)) if !facts.is_empty() => {
+            let t = Instant::now();
+            // The models are CPU work: keep them off the async workers.
+            let result = tokio::task::spawn_blocking(move || {
+                scoring::run(&facts, as_of, analyses, &settings)
+            })
             .await?
             .map_err(anyhow::Error::msg)?;
+            phases.scoring = t.elapsed();
+            (
+                result.results,
+                result.model,
+                Some((currency, result.customers)),
+            )
+        }
+        _ => (serde_json::Map::new(), json!({}), None),
+    };
     runs::progress(&mut conn, run.id, 0.8, LEASE_SECONDS).await?;
-    let computed_at = Utc::now();
-    let rows: Vec<ScoreRow> = result
-        .customers
-        .iter()
-        .map(|c| score_row(&run.tenant_id, run.id, as_of, &currency, c))
-        .collect();
-    let records = rows.len() as i64;
-    if run.as_of.is_some() {
+    let (currency, customers) = scored.unwrap_or_default();
+    let records = customers.len() as i64;
+    if backtest {
         // A backtest answers "what would the models have said then": it reports, but
         // never replaces today's scores or tells other services about them.
-        return Ok(finished(started, result.results, result.model, records));
+        return Ok(finished(started, results, model, records));
     }
-    let run_id = run.id;
-    conn.transaction(async |conn| {
-        conn.batch_execute(BATCH_STATEMENT_TIMEOUT).await?;
-        let previous = scores::risks(conn, &tenant).await?;
-        scores::replace(conn, &tenant, run_id, &rows).await?;
-        publish::scores_updated(conn, &tenant, run_id, computed_at, &rows).await?;
-        let crossings = churn_crossings(&previous, &rows);
-        publish::churn_alerts(conn, &tenant, run_id, computed_at, &crossings).await?;
-        Ok::<_, diesel::result::Error>(())
-    })
-    .await?;
+    let scores = RunScores {
+        tenant: &tenant,
+        run: run.id,
+        as_of,
+        currency: &currency,
+        customers: &customers,
+    };
+    let t = Instant::now();
+    let computed_at = Utc::now();
+    let events = publish::scores_updated(&scores, computed_at);
+    phases.encode = t.elapsed();
+    let mut bulk = if customers.is_empty() {
+        None
+    } else {
+        Some(infra.bulk_connection().await?)
+    };
+    runs::progress(&mut conn, run.id, 0.9, LEASE_SECONDS).await?;
+    let t = Instant::now();
+    let (loaded, written, swap) = conn
+        .transaction(async |conn| {
+            conn.batch_execute(BATCH_STATEMENT_TIMEOUT).await?;
+            // The load (over the bulk connection) and this transaction's crossings and
+            // outbox rows run at once: two backends, one per core.
+            let load = async {
+                match bulk.as_mut() {
+                    Some(bulk) => Ok(Some(scores::load(bulk, &scores).await?)),
+                    None => Ok::<_, anyhow::Error>(None),
+                }
+            };
+            let write = async {
+                let t = Instant::now();
+                let crossings = scores::crossings(&mut *conn, &scores).await?;
+                let crossings_time = t.elapsed();
+                let t = Instant::now();
+                enqueue_many(&mut *conn, &events).await?;
+                publish::churn_alerts(&mut *conn, &tenant, scores.run, computed_at, &crossings)
+                    .await?;
+                Ok::<_, anyhow::Error>((crossings_time, crossings.len(), t.elapsed()))
+            };
+            let (loaded, written) = tokio::try_join!(load, write)?;
+            // Last: the swap holds an exclusive lock on `customer_scores` until commit.
+            let t = Instant::now();
+            let table = loaded.as_ref().map(|l: &scores::Loaded| l.table.as_str());
+            scores::swap_in(conn, &tenant, scores.run, table).await?;
+            Ok::<_, anyhow::Error>((loaded, written, t.elapsed()))
+        })
+        .await?;
+    if let Some(loaded) = loaded {
+        (phases.load_copy, phases.load_key) = (loaded.copy, loaded.key);
+    }
+    (phases.crossings_read, phases.crossings, phases.outbox) = written;
+    phases.swap = swap;
+    phases.persist = t.elapsed();
     infra.relay.wake();
-    Ok(finished(started, result.results, result.model, records))
+    Ok(finished(started, results, model, records))
 }
 
 /// A processed run's outcome, each analysis stamped with the run's duration in seconds.
@@ -225,25 +322,6 @@ fn finished(
     }
 }
 
-/// Customers whose risk went from active or at_risk (before this run) to churning: the
-/// ones a `churn.alert` is for. A customer scored for the first time alerts nothing.
-pub fn churn_crossings(
-    previous: &std::collections::HashMap<Uuid, String>,
-    rows: &[ScoreRow],
-) -> Vec<ChurnCrossing> {
-    rows.iter()
-        .filter(|r| r.churn_risk.as_deref() == Some("churning"))
-        .filter_map(|r| {
-            let before = previous.get(&r.customer_id)?;
-            matches!(before.as_str(), "active" | "at_risk").then(|| ChurnCrossing {
-                customer_id: r.customer_id,
-                previous_risk: before.clone(),
-                probability: r.churn_probability.unwrap_or_default(),
-            })
-        })
-        .collect()
-}
-
 /// The tenant's run settings: its RFM mapping if it set one, the defaults otherwise.
 async fn settings_of(
     conn: &mut diesel_async::AsyncPgConnection,
@@ -254,39 +332,6 @@ async fn settings_of(
         settings.rules = serde_json::from_value(rules)?;
     }
     Ok(settings)
-}
-
-/// The stored row of one scored customer (the bench builds its rows with this too).
-pub fn score_row(
-    tenant: &str,
-    run: Uuid,
-    as_of: DateTime<Utc>,
-    currency: &str,
-    c: &scoring::Scored,
-) -> ScoreRow {
-    let clamp = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
-    ScoreRow {
-        tenant_id: tenant.to_owned(),
-        customer_id: c.customer_id,
-        run_id: run,
-        as_of,
-        recency_days: Some(clamp(c.values.recency_days)),
-        frequency: Some(clamp(c.values.frequency)),
-        monetary: Some(c.values.monetary),
-        recency_score: c.rfm.as_ref().map(|r| i32::from(r.0.recency)),
-        frequency_score: c.rfm.as_ref().map(|r| i32::from(r.0.frequency)),
-        monetary_score: c.rfm.as_ref().map(|r| i32::from(r.0.monetary)),
-        rfm_score: c.rfm.as_ref().map(|r| r.0.code()),
-        rfm_segment: c.rfm.as_ref().map(|r| r.1.clone()),
-        historical_value: Some(c.values.monetary),
-        predicted_value: c.clv.map(|v| v.0),
-        expected_purchases: c.clv.map(|v| v.1),
-        clv_tier: c.clv_tier.map(str::to_owned),
-        churn_probability: c.churn.map(|v| v.0),
-        churn_risk: c.churn.map(|v| v.1.to_owned()),
-        last_order_at: Some(c.last_order_at),
-        currency: Some(currency.to_owned()),
-    }
 }
 
 /// The worker: claims queued runs (and runs whose worker died) and executes them.

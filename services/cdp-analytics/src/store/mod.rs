@@ -1,6 +1,7 @@
 //! Tables and queries of the `cdp_analytics` schema.
 
 pub mod customers;
+pub mod facts;
 pub mod integrations;
 pub mod runs;
 pub mod schema;

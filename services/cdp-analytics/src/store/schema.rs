@@ -98,6 +98,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    customer_facts (tenant_id, customer_id, currency) {
+        tenant_id -> Text,
+        customer_id -> Uuid,
+        currency -> Bpchar,
+        orders -> Int8,
+        spent -> Int8,
+        first_day -> Int8,
+        last_day -> Int8,
+        purchase_days -> Int8,
+        repeat_spent -> Int8,
+        last_order_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    score_partitions (tenant_id) {
+        tenant_id -> Text,
+        table_name -> Text,
+        run_id -> Uuid,
+        attached_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(customers, orders, customer_scores);
 
 diesel::table! {

@@ -1,18 +1,22 @@
-//! Queries on `customer_scores`: the latest run's scores per customer, and the reads of
-//! the analytics endpoints.
+//! `customer_scores`: the latest live run's scores per customer, one partition per
+//! tenant, replaced whole by each run ([`load`], then [`swap_in`]); and the reads of the
+//! analytics endpoints.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable, Text};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel::sql_types::{Array, BigInt, Double, Nullable, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use mkt_db::tokio_postgres;
 use uuid::Uuid;
 
 use super::schema::{customer_scores, customers};
+use crate::domain::scoring::Scored;
 
 /// One customer's scores from one run.
-#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = customer_scores)]
 pub struct ScoreRow {
     /// Tenant.
@@ -57,99 +61,295 @@ pub struct ScoreRow {
     pub currency: Option<String>,
 }
 
-/// Rows per insert statement in [`replace`]: about half a second of Postgres work each on
-/// a small machine, well within the pool's statement timeout.
-const REPLACE_CHUNK: usize = 20_000;
+/// A live run's scores as they are written: the run's constants once, each customer's
+/// scores borrowed from the run's results (a million rows allocate nothing extra).
+#[derive(Debug, Clone, Copy)]
+pub struct RunScores<'a> {
+    /// Tenant.
+    pub tenant: &'a str,
+    /// The run.
+    pub run: Uuid,
+    /// The instant the run treated as now.
+    pub as_of: DateTime<Utc>,
+    /// ISO 4217 of the money fields (the tenant's main currency).
+    pub currency: &'a str,
+    /// Per customer, in customer id order.
+    pub customers: &'a [Scored],
+}
 
-/// Writes a run's scores and drops the rows of customers the run no longer scores
-/// (their last counted order was refunded, or they were erased).
+/// The table a run's scores are loaded into, and that becomes the tenant's partition of
+/// `customer_scores` once swapped in: named after the run only, so always a plain
+/// identifier.
+pub fn run_table(run: Uuid) -> String {
+    format!("customer_scores_r{}", run.simple())
+}
+
+/// `tenant` as an SQL string literal (tenant ids are slugs; quoted all the same).
+fn literal(tenant: &str) -> String {
+    format!("'{}'", tenant.replace('\'', "''"))
+}
+
+/// A run's loaded table, and where the time went.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The table ([`run_table`]).
+    pub table: String,
+    /// Creating it and copying the rows in.
+    pub copy: Duration,
+    /// Building its primary key.
+    pub key: Duration,
+}
+
+/// Loads a run's scores into a table of their own ([`run_table`]), committed but not
+/// yet visible through `customer_scores`; [`swap_in`] makes it so.
 ///
-/// Each chunk of rows travels as one array per column (`INSERT ... SELECT FROM
-/// unnest(...) ON CONFLICT ... DO UPDATE`): one statement with 20 parameters, planned
-/// once, instead of 20 parameters per row. The table has only its primary key and
-/// half-empty pages, so a nightly rewrite of every row is a heap-only update
-/// (migration `2026-12-05-000001_scores_write_path`, `docs/benchmarks.md`).
-pub async fn replace(
-    conn: &mut AsyncPgConnection,
-    tenant: &str,
-    run: Uuid,
-    rows: &[ScoreRow],
-) -> QueryResult<()> {
-    use customer_scores::dsl as s;
-    use diesel::sql_types::{Array, Bpchar, Float8, Int4, Int8, Timestamptz, Uuid as SqlUuid};
-    for chunk in rows.chunks(REPLACE_CHUNK) {
-        let column = |f: fn(&ScoreRow) -> Option<i32>| chunk.iter().map(f).collect::<Vec<_>>();
-        let big = |f: fn(&ScoreRow) -> Option<i64>| chunk.iter().map(f).collect::<Vec<_>>();
-        let real = |f: fn(&ScoreRow) -> Option<f64>| chunk.iter().map(f).collect::<Vec<_>>();
-        let text = |f: fn(&ScoreRow) -> Option<&str>| chunk.iter().map(f).collect::<Vec<_>>();
-        diesel::sql_query(
-            "INSERT INTO customer_scores (tenant_id, customer_id, run_id, as_of, recency_days, \
-                 frequency, monetary, recency_score, frequency_score, monetary_score, rfm_score, \
+/// The table is created, filled with binary `COPY`, given its primary key and analysed in
+/// one transaction, so a failure leaves nothing behind. It carries a `CHECK` on the
+/// tenant equal to the partition bound, so attaching it needs no scan. The rows go in
+/// frozen (`COPY ... FREEZE`, allowed because the table was created in the same
+/// transaction; the visibility map is set as they are written) and autovacuum is off for
+/// the table: nothing in it is ever updated or deleted, and an autovacuum of yesterday's
+/// table would otherwise hold up the detach for a second (`deadlock_timeout`) and take a
+/// core from the run. Wraparound protection still applies. `maintenance_work_mem`
+/// 256 MB keeps the key's sort of a million rows in memory. Tables of earlier runs
+/// that ended without being swapped in (a crash between the two steps) are dropped
+/// first.
+pub async fn load(
+    client: &mut tokio_postgres::Client,
+    scores: &RunScores<'_>,
+) -> Result<Loaded, tokio_postgres::Error> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::{ToSql, Type};
+    let started = Instant::now();
+    drop_abandoned(client).await?;
+    let table = run_table(scores.run);
+    let transaction = client.transaction().await?;
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL statement_timeout = '100s'; SET LOCAL maintenance_work_mem = '256MB'; \
+             CREATE TABLE {table} (LIKE customer_scores INCLUDING DEFAULTS, \
+                 CHECK (tenant_id = {tenant})) WITH (autovacuum_enabled = false)",
+            tenant = literal(scores.tenant)
+        ))
+        .await?;
+    let sink = transaction
+        .copy_in(&format!(
+            "COPY {table} (tenant_id, customer_id, run_id, as_of, recency_days, frequency, \
+                 monetary, recency_score, frequency_score, monetary_score, rfm_score, \
                  rfm_segment, historical_value, predicted_value, expected_purchases, clv_tier, \
                  churn_probability, churn_risk, last_order_at, currency) \
-             SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                                  $15, $16, $17, $18, $19, $20) \
-             ON CONFLICT (tenant_id, customer_id) DO UPDATE SET run_id = excluded.run_id, \
-                 as_of = excluded.as_of, recency_days = excluded.recency_days, \
-                 frequency = excluded.frequency, monetary = excluded.monetary, \
-                 recency_score = excluded.recency_score, frequency_score = excluded.frequency_score, \
-                 monetary_score = excluded.monetary_score, rfm_score = excluded.rfm_score, \
-                 rfm_segment = excluded.rfm_segment, historical_value = excluded.historical_value, \
-                 predicted_value = excluded.predicted_value, \
-                 expected_purchases = excluded.expected_purchases, clv_tier = excluded.clv_tier, \
-                 churn_probability = excluded.churn_probability, churn_risk = excluded.churn_risk, \
-                 last_order_at = excluded.last_order_at, currency = excluded.currency",
-        )
-        .bind::<Array<Text>, _>(chunk.iter().map(|r| r.tenant_id.as_str()).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|r| r.customer_id).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|r| r.run_id).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(chunk.iter().map(|r| r.as_of).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Int4>>, _>(column(|r| r.recency_days))
-        .bind::<Array<Nullable<Int4>>, _>(column(|r| r.frequency))
-        .bind::<Array<Nullable<Int8>>, _>(big(|r| r.monetary))
-        .bind::<Array<Nullable<Int4>>, _>(column(|r| r.recency_score))
-        .bind::<Array<Nullable<Int4>>, _>(column(|r| r.frequency_score))
-        .bind::<Array<Nullable<Int4>>, _>(column(|r| r.monetary_score))
-        .bind::<Array<Nullable<Text>>, _>(text(|r| r.rfm_score.as_deref()))
-        .bind::<Array<Nullable<Text>>, _>(text(|r| r.rfm_segment.as_deref()))
-        .bind::<Array<Nullable<Int8>>, _>(big(|r| r.historical_value))
-        .bind::<Array<Nullable<Int8>>, _>(big(|r| r.predicted_value))
-        .bind::<Array<Nullable<Float8>>, _>(real(|r| r.expected_purchases))
-        .bind::<Array<Nullable<Text>>, _>(text(|r| r.clv_tier.as_deref()))
-        .bind::<Array<Nullable<Float8>>, _>(real(|r| r.churn_probability))
-        .bind::<Array<Nullable<Text>>, _>(text(|r| r.churn_risk.as_deref()))
-        .bind::<Array<Nullable<Timestamptz>>, _>(
-            chunk.iter().map(|r| r.last_order_at).collect::<Vec<_>>(),
-        )
-        .bind::<Array<Nullable<Bpchar>>, _>(text(|r| r.currency.as_deref()))
-        .execute(conn)
+             FROM STDIN (FORMAT binary, FREEZE)"
+        ))
         .await?;
+    let types = [
+        Type::TEXT,
+        Type::UUID,
+        Type::UUID,
+        Type::TIMESTAMPTZ,
+        Type::INT4,
+        Type::INT4,
+        Type::INT8,
+        Type::INT4,
+        Type::INT4,
+        Type::INT4,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::FLOAT8,
+        Type::TEXT,
+        Type::FLOAT8,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::BPCHAR,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = std::pin::pin!(writer);
+    let clamp = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+    for c in scores.customers {
+        let rfm = c.rfm.as_ref();
+        let score = |f: fn(&crate::domain::rfm::RfmScores) -> u8| rfm.map(|r| i32::from(f(&r.0)));
+        let values: [&(dyn ToSql + Sync); 20] = [
+            &scores.tenant,
+            &c.customer_id,
+            &scores.run,
+            &scores.as_of,
+            &clamp(c.values.recency_days),
+            &clamp(c.values.frequency),
+            &c.values.monetary,
+            &score(|r| r.recency),
+            &score(|r| r.frequency),
+            &score(|r| r.monetary),
+            &rfm.map(|r| r.0.code()),
+            &rfm.map(|r| r.1.as_str()),
+            &c.values.monetary,
+            &c.clv.map(|v| v.0),
+            &c.clv.map(|v| v.1),
+            &c.clv_tier,
+            &c.churn.map(|v| v.0),
+            &c.churn.map(|v| v.1),
+            &c.last_order_at,
+            &scores.currency,
+        ];
+        writer.as_mut().write(&values).await?;
     }
-    diesel::delete(
-        s::customer_scores
-            .filter(s::tenant_id.eq(tenant))
-            .filter(s::run_id.ne(run)),
-    )
-    .execute(conn)
-    .await?;
+    writer.finish().await?;
+    let copy = started.elapsed();
+    transaction
+        .batch_execute(&format!(
+            "ALTER TABLE {table} ADD PRIMARY KEY (tenant_id, customer_id); ANALYZE {table}"
+        ))
+        .await?;
+    transaction.commit().await?;
+    Ok(Loaded {
+        table,
+        copy,
+        key: started.elapsed() - copy,
+    })
+}
+
+/// Drops load tables whose run is no longer running: they were never swapped in.
+async fn drop_abandoned(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+    let abandoned = client
+        .query(
+            "SELECT c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition \
+               AND c.relname LIKE 'customer\\_scores\\_r%' \
+               AND NOT EXISTS (SELECT 1 FROM processing_runs r WHERE r.status = 'running' \
+                   AND c.relname = 'customer_scores_r' || replace(r.id::text, '-', ''))",
+            &[],
+        )
+        .await?;
+    for row in abandoned {
+        let name: String = row.get(0);
+        tracing::info!(table = %name, "dropping a run's scores that were never swapped in");
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS \"{name}\""))
+            .await?;
+    }
     Ok(())
 }
 
-/// Each scored customer's churn risk before this run (for churn alerts).
-pub async fn risks(
+/// A customer whose churn risk went from active or at_risk (in the tenant's current
+/// scores) to churning (in the run's): the ones a `churn.alert` is for. A customer
+/// scored for the first time alerts nothing.
+#[derive(Debug, Clone)]
+pub struct Crossing {
+    /// Customer.
+    pub customer_id: Uuid,
+    /// Risk before this run.
+    pub previous_risk: String,
+    /// Probability now.
+    pub churn_probability: f64,
+}
+
+#[derive(QueryableByName)]
+struct PreviousRisk {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    customer_id: Uuid,
+    #[diesel(sql_type = Text)]
+    churn_risk: String,
+}
+
+/// The run's customers that crossed into churning: the current scores are asked only
+/// about the customers churning now (an index probe each), not read whole.
+pub async fn crossings(
+    conn: &mut AsyncPgConnection,
+    scores: &RunScores<'_>,
+) -> QueryResult<Vec<Crossing>> {
+    let churning: HashMap<Uuid, f64> = scores
+        .customers
+        .iter()
+        .filter_map(|c| match c.churn {
+            Some((probability, "churning")) => Some((c.customer_id, probability)),
+            _ => None,
+        })
+        .collect();
+    if churning.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = churning.keys().copied().collect();
+    let before: Vec<PreviousRisk> = diesel::sql_query(
+        "SELECT customer_id, churn_risk FROM customer_scores \
+         WHERE tenant_id = $1 AND customer_id = ANY($2) AND churn_risk IN ('active', 'at_risk')",
+    )
+    .bind::<Text, _>(scores.tenant)
+    .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+    .load(conn)
+    .await?;
+    let mut crossings: Vec<Crossing> = before
+        .into_iter()
+        .filter_map(|b| {
+            churning.get(&b.customer_id).map(|&probability| Crossing {
+                customer_id: b.customer_id,
+                previous_risk: b.churn_risk,
+                churn_probability: probability,
+            })
+        })
+        .collect();
+    crossings.sort_unstable_by_key(|c| c.customer_id);
+    Ok(crossings)
+}
+
+#[derive(QueryableByName)]
+struct PartitionName {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+}
+
+/// Makes a loaded run's table ([`load`]) the tenant's scores, in the caller's
+/// transaction: detaches and drops the current one and attaches the new one. Customers
+/// the run no longer scores (their orders were refunded, or they were erased) are gone
+/// with the old table. `table` `None` (a run that scored nobody) drops the tenant's
+/// scores without a replacement.
+///
+/// Detaching takes an exclusive lock on `customer_scores` until commit, so the caller
+/// swaps last, just before committing, and `lock_timeout` bounds the wait behind a
+/// running read.
+pub async fn swap_in(
     conn: &mut AsyncPgConnection,
     tenant: &str,
-) -> QueryResult<HashMap<Uuid, String>> {
-    use customer_scores::dsl as s;
-    let rows: Vec<(Uuid, Option<String>)> = s::customer_scores
-        .filter(s::tenant_id.eq(tenant))
-        .select((s::customer_id, s::churn_risk))
-        .load(conn)
+    run: Uuid,
+    table: Option<&str>,
+) -> QueryResult<()> {
+    conn.batch_execute("SET LOCAL lock_timeout = '10s'").await?;
+    let current: Option<PartitionName> = diesel::sql_query(
+        "SELECT table_name FROM score_partitions WHERE tenant_id = $1 FOR UPDATE",
+    )
+    .bind::<Text, _>(tenant)
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(PartitionName { table_name: old }) = current {
+        conn.batch_execute(&format!(
+            "ALTER TABLE customer_scores DETACH PARTITION \"{old}\"; DROP TABLE \"{old}\""
+        ))
         .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, risk)| risk.map(|r| (id, r)))
-        .collect())
+    }
+    let Some(table) = table else {
+        diesel::sql_query("DELETE FROM score_partitions WHERE tenant_id = $1")
+            .bind::<Text, _>(tenant)
+            .execute(conn)
+            .await?;
+        return Ok(());
+    };
+    conn.batch_execute(&format!(
+        "ALTER TABLE customer_scores ATTACH PARTITION {table} FOR VALUES IN ({})",
+        literal(tenant)
+    ))
+    .await?;
+    diesel::sql_query(
+        "INSERT INTO score_partitions (tenant_id, table_name, run_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id) DO UPDATE SET table_name = excluded.table_name, \
+             run_id = excluded.run_id, attached_at = now()",
+    )
+    .bind::<Text, _>(tenant)
+    .bind::<Text, _>(table)
+    .bind::<diesel::sql_types::Uuid, _>(run)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// One customer's scores.
