@@ -671,4 +671,55 @@ async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replac
     )
     .await;
     assert_eq!(scored, 0);
+
+    // Two tenants' runs at once, each replacing scores it already has: both swaps go
+    // through, one after the other, and each tenant keeps one partition.
+    let hooli = support::token("hooli", &["ingest", "analyst", "reader"]);
+    for i in 0..3 {
+        let id = stack
+            .create_customer(&hooli, &format!("h{i}@hooli.example"), "CA")
+            .await;
+        order_at(&stack, &hooli, &id, 1_500, days(10 + i)).await;
+    }
+    support::eventually(WAIT, "hooli's facts", || async {
+        let n = support::scalar_i64(
+            &stack.analytics_db,
+            "SELECT count(*) FROM cdp_analytics.customer_facts WHERE tenant_id = 'hooli'",
+        )
+        .await;
+        (n == 3).then_some(())
+    })
+    .await;
+    let run_for = |tenant: &'static str, token: String| {
+        let stack = &stack;
+        async move {
+            let (status, _, body) = stack
+                .send(
+                    Method::POST,
+                    &format!("/api/v2/cdp/process/{tenant}"),
+                    &token,
+                    Some(&json!({"force": true})),
+                    &[],
+                )
+                .await;
+            (status, body["status"].clone())
+        }
+    };
+    for _ in 0..3 {
+        let (a, b) = futures_util::join!(
+            run_for("initech", token.clone()),
+            run_for("hooli", hooli.clone())
+        );
+        assert_eq!(
+            (a, b),
+            ((200, json!("processed")), (200, json!("processed")))
+        );
+    }
+    let partitions = support::scalar_i64(
+        &stack.analytics_db,
+        "SELECT count(*) FROM pg_inherits \
+         WHERE inhparent = 'cdp_analytics.customer_scores'::regclass",
+    )
+    .await;
+    assert_eq!(partitions, 2);
 }

@@ -110,7 +110,8 @@ pub struct Loaded {
 /// transaction; the visibility map is set as they are written) and autovacuum is off for
 /// the table: nothing in it is ever updated or deleted, and an autovacuum of yesterday's
 /// table would otherwise hold up the detach for a second (`deadlock_timeout`) and take a
-/// core from the run. Wraparound protection still applies. `maintenance_work_mem`
+/// core from the run. Wraparound protection still applies; the statistics come from
+/// the `ANALYZE` here, limited to the columns the analytics endpoints filter on. `maintenance_work_mem`
 /// 256 MB keeps the key's sort of a million rows in memory. Tables of earlier runs
 /// that ended without being swapped in (a crash between the two steps) are dropped
 /// first.
@@ -174,6 +175,7 @@ pub async fn load(
     let writer = BinaryCopyInWriter::new(sink, &types);
     let mut writer = std::pin::pin!(writer);
     let clamp = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+    let mut code = [0u8; 3];
     for c in scores.customers {
         let rfm = c.rfm.as_ref();
         let score = |f: fn(&crate::domain::rfm::RfmScores) -> u8| rfm.map(|r| i32::from(f(&r.0)));
@@ -185,7 +187,7 @@ pub async fn load(
             &score(|r| r.recency),
             &score(|r| r.frequency),
             &score(|r| r.monetary),
-            &rfm.map(|r| r.0.code()),
+            &rfm.map(|r| rfm_code(&r.0, &mut code)),
             &rfm.map(|r| r.1.as_str()),
             &c.values.monetary,
             &c.clv.map(|v| v.0),
@@ -204,7 +206,7 @@ pub async fn load(
             "ALTER TABLE {table} ALTER COLUMN tenant_id DROP DEFAULT, \
                  ALTER COLUMN run_id DROP DEFAULT, ALTER COLUMN as_of DROP DEFAULT, \
                  ALTER COLUMN currency DROP DEFAULT, ADD PRIMARY KEY (tenant_id, customer_id); \
-             ANALYZE {table}"
+             ANALYZE {table} (customer_id, rfm_segment, clv_tier, churn_risk)"
         ))
         .await?;
     transaction.commit().await?;
@@ -213,6 +215,19 @@ pub async fn load(
         copy,
         key: started.elapsed() - copy,
     })
+}
+
+/// `RfmScores::code` ("555") written into `buffer`, without allocating: the load
+/// writes a million of them.
+fn rfm_code<'b>(scores: &crate::domain::rfm::RfmScores, buffer: &'b mut [u8; 3]) -> &'b str {
+    let digit = |score: u8| b'0' + score.min(9);
+    *buffer = [
+        digit(scores.recency),
+        digit(scores.frequency),
+        digit(scores.monetary),
+    ];
+    // ASCII digits only, so always valid UTF-8.
+    std::str::from_utf8(buffer).unwrap_or_default()
 }
 
 /// Drops load tables whose run is no longer running: they were never swapped in.
@@ -259,8 +274,12 @@ struct PreviousRisk {
     churn_risk: String,
 }
 
-/// The run's customers that crossed into churning: the current scores are asked only
-/// about the customers churning now (an index probe each), not read whole.
+/// The run's customers that crossed into churning: the tenant's current scores table
+/// is asked only about the customers churning now (an index probe each), not read whole.
+///
+/// It reads that table by name rather than through `customer_scores`, so the caller's
+/// transaction holds no lock on the parent until its swap: two tenants' runs that both
+/// held one and then both asked for the detach's exclusive lock would deadlock.
 pub async fn crossings(
     conn: &mut AsyncPgConnection,
     scores: &RunScores<'_>,
@@ -276,11 +295,21 @@ pub async fn crossings(
     if churning.is_empty() {
         return Ok(Vec::new());
     }
+    let Some(PartitionName {
+        table_name: current,
+    }) = diesel::sql_query("SELECT table_name FROM score_partitions WHERE tenant_id = $1")
+        .bind::<Text, _>(scores.tenant)
+        .get_result(conn)
+        .await
+        .optional()?
+    else {
+        return Ok(Vec::new());
+    };
     let ids: Vec<Uuid> = churning.keys().copied().collect();
-    let before: Vec<PreviousRisk> = diesel::sql_query(
-        "SELECT customer_id, churn_risk FROM customer_scores \
-         WHERE tenant_id = $1 AND customer_id = ANY($2) AND churn_risk IN ('active', 'at_risk')",
-    )
+    let before: Vec<PreviousRisk> = diesel::sql_query(format!(
+        "SELECT customer_id, churn_risk FROM \"{current}\" \
+         WHERE tenant_id = $1 AND customer_id = ANY($2) AND churn_risk IN ('active', 'at_risk')"
+    ))
     .bind::<Text, _>(scores.tenant)
     .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
     .load(conn)
@@ -488,4 +517,27 @@ pub enum ListOrder {
     Predicted,
     /// Most likely to churn first.
     ChurnProbability,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::rfm::RfmScores;
+
+    #[test]
+    fn the_loaded_rfm_code_is_the_scores_code() {
+        let mut buffer = [0u8; 3];
+        for recency in 1..=5 {
+            for frequency in 1..=5 {
+                for monetary in 1..=5 {
+                    let scores = RfmScores {
+                        recency,
+                        frequency,
+                        monetary,
+                    };
+                    assert_eq!(rfm_code(&scores, &mut buffer), scores.code());
+                }
+            }
+        }
+    }
 }
