@@ -648,7 +648,7 @@ impl Phased {
     fn table(&self) -> String {
         let p = &self.phases;
         let s = |d: Duration| format!("{:.2} s", d.as_secs_f64());
-        let persist = p.encode + p.persist;
+        let persist = p.persist;
         let bookkeeping = p.total.saturating_sub(p.facts + p.scoring + persist);
         let mut t = String::new();
         let _ = writeln!(t, "| phase | time | share |");
@@ -673,34 +673,33 @@ impl Phased {
             p.scoring,
             0,
         );
-        row("3. persist", persist, 0);
-        row(
-            "`publish::scores_updated` (encoding the messages)",
-            p.encode,
-            1,
-        );
-        row("the write transaction", p.persist, 1);
+        row("3. persist: the write transaction", persist, 0);
         row(
             "at once, on the bulk connection: `scores::load`",
             p.load_copy + p.load_key,
-            2,
+            1,
         );
-        row("binary COPY (FREEZE)", p.load_copy, 3);
-        row("primary key and ANALYZE", p.load_key, 3);
+        row("binary COPY (FREEZE)", p.load_copy, 2);
+        row("primary key and ANALYZE", p.load_key, 2);
         row(
             &format!(
                 "at once, in the transaction: `scores::crossings` ({} crossings)",
                 p.crossings
             ),
             p.crossings_read,
-            2,
+            1,
+        );
+        row(
+            "and `publish::scores_updated` (encoding the messages, on a blocking thread)",
+            p.encode,
+            1,
         );
         row(
             "and the outbox rows (`enqueue_many`, `churn_alerts`)",
             p.outbox,
-            2,
+            1,
         );
-        row("then `scores::swap_in`", p.swap, 2);
+        row("then `scores::swap_in`", p.swap, 1);
         row(
             "run bookkeeping (claim, settings, progress, finish)",
             bookkeeping,

@@ -111,7 +111,8 @@ pub struct Phases {
     pub facts: Duration,
     /// The models (`scoring::run`).
     pub scoring: Duration,
-    /// Encoding the `analytics.scores.updated` messages.
+    /// Encoding the `analytics.scores.updated` messages (on a blocking thread, while
+    /// the load streams).
     pub encode: Duration,
     /// The write transaction, all of it: the load on the bulk connection while the
     /// crossings and the outbox rows are written, then the swap and the commit.
@@ -243,6 +244,25 @@ async fn compute(infra: &Infra, run: &RunRow, phases: &mut Phases) -> anyhow::Re
         // never replaces today's scores or tells other services about them.
         return Ok(finished(started, results, model, records));
     }
+    let customers = std::sync::Arc::new(customers);
+    let computed_at = Utc::now();
+    // The messages are encoded on a blocking thread while the load streams (CPU work,
+    // needed only when the outbox rows are written).
+    let encoding = {
+        let (customers, tenant, currency, run) =
+            (customers.clone(), tenant.clone(), currency.clone(), run.id);
+        tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            let scores = RunScores {
+                tenant: &tenant,
+                run,
+                as_of,
+                currency: &currency,
+                customers: &customers,
+            };
+            (publish::scores_updated(&scores, computed_at), t.elapsed())
+        })
+    };
     let scores = RunScores {
         tenant: &tenant,
         run: run.id,
@@ -250,10 +270,6 @@ async fn compute(infra: &Infra, run: &RunRow, phases: &mut Phases) -> anyhow::Re
         currency: &currency,
         customers: &customers,
     };
-    let t = Instant::now();
-    let computed_at = Utc::now();
-    let events = publish::scores_updated(&scores, computed_at);
-    phases.encode = t.elapsed();
     let mut bulk = if customers.is_empty() {
         None
     } else {
@@ -276,11 +292,12 @@ async fn compute(infra: &Infra, run: &RunRow, phases: &mut Phases) -> anyhow::Re
                 let t = Instant::now();
                 let crossings = scores::crossings(&mut *conn, &scores).await?;
                 let crossings_time = t.elapsed();
+                let (events, encode) = encoding.await?;
                 let t = Instant::now();
                 enqueue_many(&mut *conn, &events).await?;
                 publish::churn_alerts(&mut *conn, &tenant, scores.run, computed_at, &crossings)
                     .await?;
-                Ok::<_, anyhow::Error>((crossings_time, crossings.len(), t.elapsed()))
+                Ok::<_, anyhow::Error>((crossings_time, crossings.len(), encode, t.elapsed()))
             };
             let (loaded, written) = tokio::try_join!(load, write)?;
             // Last: the swap holds an exclusive lock on `customer_scores` until commit.
@@ -293,7 +310,12 @@ async fn compute(infra: &Infra, run: &RunRow, phases: &mut Phases) -> anyhow::Re
     if let Some(loaded) = loaded {
         (phases.load_copy, phases.load_key) = (loaded.copy, loaded.key);
     }
-    (phases.crossings_read, phases.crossings, phases.outbox) = written;
+    (
+        phases.crossings_read,
+        phases.crossings,
+        phases.encode,
+        phases.outbox,
+    ) = written;
     phases.swap = swap;
     phases.persist = t.elapsed();
     infra.relay.wake();

@@ -111,7 +111,8 @@ pub struct Loaded {
 /// the table: nothing in it is ever updated or deleted, and an autovacuum of yesterday's
 /// table would otherwise hold up the detach for a second (`deadlock_timeout`) and take a
 /// core from the run. Wraparound protection still applies; the statistics come from
-/// the `ANALYZE` here, limited to the columns the analytics endpoints filter on. `maintenance_work_mem`
+/// the `ANALYZE` here (of every column: limited to the filtered ones, the endpoints'
+/// queries planned 25% slower for 0.05 s saved). `maintenance_work_mem`
 /// 256 MB keeps the key's sort of a million rows in memory. Tables of earlier runs
 /// that ended without being swapped in (a crash between the two steps) are dropped
 /// first.
@@ -206,7 +207,7 @@ pub async fn load(
             "ALTER TABLE {table} ALTER COLUMN tenant_id DROP DEFAULT, \
                  ALTER COLUMN run_id DROP DEFAULT, ALTER COLUMN as_of DROP DEFAULT, \
                  ALTER COLUMN currency DROP DEFAULT, ADD PRIMARY KEY (tenant_id, customer_id); \
-             ANALYZE {table} (customer_id, rfm_segment, clv_tier, churn_risk)"
+             ANALYZE {table}"
         ))
         .await?;
     transaction.commit().await?;
