@@ -38,14 +38,14 @@ async fn get(stack: &Stack, token: &str, path: &str) -> (u16, Value) {
 }
 
 async fn process(stack: &Stack, token: &str, body: Value) -> (u16, Value) {
+    process_for(stack, token, "acme", body).await
+}
+
+/// `POST /api/v2/cdp/process/{tenant}`.
+async fn process_for(stack: &Stack, token: &str, tenant: &str, body: Value) -> (u16, Value) {
+    let path = format!("/api/v2/cdp/process/{tenant}");
     let (status, _, body) = stack
-        .send(
-            Method::POST,
-            "/api/v2/cdp/process/acme",
-            token,
-            Some(&body),
-            &[],
-        )
+        .send(Method::POST, &path, token, Some(&body), &[])
         .await;
     (status, body)
 }
@@ -548,15 +548,7 @@ async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replac
         let stack = &stack;
         let token = &token;
         async move {
-            let (status, _, body) = stack
-                .send(
-                    Method::POST,
-                    "/api/v2/cdp/process/initech",
-                    token,
-                    Some(&body),
-                    &[],
-                )
-                .await;
+            let (status, body) = process_for(stack, token, "initech", body).await;
             assert_eq!(status, 200, "{body}");
             body
         }
@@ -693,15 +685,7 @@ async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replac
     let run_for = |tenant: &'static str, token: String| {
         let stack = &stack;
         async move {
-            let (status, _, body) = stack
-                .send(
-                    Method::POST,
-                    &format!("/api/v2/cdp/process/{tenant}"),
-                    &token,
-                    Some(&json!({"force": true})),
-                    &[],
-                )
-                .await;
+            let (status, body) = process_for(stack, &token, tenant, json!({"force": true})).await;
             (status, body["status"].clone())
         }
     };

@@ -99,8 +99,8 @@ fn cargo() -> std::process::Command {
     std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-/// Starts both servers at once: they take seconds each and do not depend on
-/// each other. Whichever started is stopped again if the other fails.
+/// Starts both servers, PostgreSQL first. If RabbitMQ fails, PostgreSQL is stopped
+/// again (dropped).
 fn start_servers(
     pg_dir: &Path,
     pg_port: u16,
@@ -108,13 +108,10 @@ fn start_servers(
     amqp_port: u16,
     mgmt_port: u16,
 ) -> Result<(mkt_devservers::PostgresServer, mkt_devservers::RabbitServer)> {
-    std::thread::scope(|scope| {
-        let rabbit =
-            scope.spawn(|| mkt_devservers::RabbitServer::start(rabbit_dir, amqp_port, mgmt_port));
-        let pg = mkt_devservers::PostgresServer::start(pg_dir, pg_port);
-        let rabbit = rabbit
-            .join()
-            .map_err(|_| anyhow::anyhow!("starting RabbitMQ panicked"))?;
-        Ok((pg?, rabbit?))
-    })
+    // One after the other: each picks free ports and binds them later, so started at
+    // once they could pick the same one (PostgreSQL, quick to bind, would win it and
+    // RabbitMQ's listener would fail). PostgreSQL is up in a second or two.
+    let pg = mkt_devservers::PostgresServer::start(pg_dir, pg_port)?;
+    let rabbit = mkt_devservers::RabbitServer::start(rabbit_dir, amqp_port, mgmt_port)?;
+    Ok((pg, rabbit))
 }

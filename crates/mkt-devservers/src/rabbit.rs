@@ -319,7 +319,7 @@ impl RabbitServer {
                     self.log_tails()
                 );
             }
-            if tcp_accepts(self.node.amqp_port)
+            if amqp_answers(self.node.amqp_port)
                 && matches!(
                     self.management_request("GET", "/api/overview", None),
                     Ok((200, _))
@@ -487,4 +487,51 @@ fn stop_leftover_node(bins: &RabbitBins, base_dir: &Path, node: &Node) -> Result
         stopped |= killed;
     }
     Ok(stopped)
+}
+
+/// Whether the AMQP port is served by AMQP: a client's protocol header gets a method
+/// frame (type 1) back. Accepting TCP is not enough: while the node boots, another
+/// server that took the same port (ports are picked free, then bound later) would pass,
+/// and the node would then die on `eaddrinuse` under the tests' feet.
+fn amqp_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    let mut frame_type = [0u8; 1];
+    stream.write_all(b"AMQP\x00\x00\x09\x01").is_ok()
+        && stream.read_exact(&mut frame_type).is_ok()
+        && frame_type[0] == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_served_by_something_else_is_not_taken_for_amqp() {
+        use std::io::{Read, Write};
+        // What PostgreSQL does with bytes that are not a startup packet: an error, 'E'.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut header = [0u8; 8];
+            let _ = stream.read_exact(&mut header);
+            let _ = stream.write_all(b"E");
+            header
+        });
+        assert!(!amqp_answers(port));
+        assert_eq!(&server.join().expect("server"), b"AMQP\x00\x00\x09\x01");
+        // Nothing listening at all.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("addr")
+            .port();
+        assert!(!amqp_answers(closed));
+    }
 }
