@@ -4,3 +4,4 @@ DROP TABLE customer_scores;
 DROP TABLE score_partitions;
 ALTER TABLE customer_scores_unpartitioned RENAME TO customer_scores;
 ALTER TABLE customer_scores SET (fillfactor = 50);
+ALTER TABLE customer_scores RENAME CONSTRAINT customer_scores_unpartitioned_pkey TO customer_scores_pkey;

@@ -9,27 +9,9 @@ ALTER TABLE customer_scores RENAME TO customer_scores_before_partitions;
 ALTER TABLE customer_scores_before_partitions
     RENAME CONSTRAINT customer_scores_pkey TO customer_scores_before_partitions_pkey;
 
+-- The same columns, now partitioned (a partitioned table takes no fillfactor).
 CREATE TABLE customer_scores (
-    tenant_id         TEXT             NOT NULL,
-    customer_id       UUID             NOT NULL,
-    run_id            UUID             NOT NULL,
-    as_of             TIMESTAMPTZ      NOT NULL,
-    recency_days      INTEGER,
-    frequency         INTEGER,
-    monetary          BIGINT,
-    recency_score     INTEGER,
-    frequency_score   INTEGER,
-    monetary_score    INTEGER,
-    rfm_score         TEXT,
-    rfm_segment       TEXT,
-    historical_value  BIGINT,
-    predicted_value   BIGINT,
-    expected_purchases DOUBLE PRECISION,
-    clv_tier          TEXT,
-    churn_probability DOUBLE PRECISION,
-    churn_risk        TEXT,
-    last_order_at     TIMESTAMPTZ,
-    currency          CHAR(3),
+    LIKE customer_scores_before_partitions INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
     PRIMARY KEY (tenant_id, customer_id)
 ) PARTITION BY LIST (tenant_id);
 
