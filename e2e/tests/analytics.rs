@@ -667,19 +667,32 @@ async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replac
     // Two tenants' runs at once, each replacing scores it already has: both swaps go
     // through, one after the other, and each tenant keeps one partition.
     let hooli = support::token("hooli", &["ingest", "analyst", "reader"]);
+    let mut hooli_customers = Vec::new();
     for i in 0..3 {
         let id = stack
             .create_customer(&hooli, &format!("h{i}@hooli.example"), "CA")
             .await;
         order_at(&stack, &hooli, &id, 1_500, days(10 + i)).await;
+        hooli_customers.push(id);
     }
+    // Ingestion allows five minutes of clock skew: an order dated a few minutes ahead is
+    // in the kept facts, but a run now must not count it.
+    let ahead = &hooli_customers[0];
+    order_at(
+        &stack,
+        &hooli,
+        ahead,
+        7_000,
+        Utc::now() + chrono::Duration::minutes(4),
+    )
+    .await;
     support::eventually(WAIT, "hooli's facts", || async {
         let n = support::scalar_i64(
             &stack.analytics_db,
-            "SELECT count(*) FROM cdp_analytics.customer_facts WHERE tenant_id = 'hooli'",
+            "SELECT sum(orders) FROM cdp_analytics.customer_facts WHERE tenant_id = 'hooli'",
         )
         .await;
-        (n == 3).then_some(())
+        (n == 4).then_some(())
     })
     .await;
     let run_for = |tenant: &'static str, token: String| {
@@ -699,6 +712,20 @@ async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replac
             ((200, json!("processed")), (200, json!("processed")))
         );
     }
+    let (_, profile) = get(
+        &stack,
+        &hooli,
+        &format!("/api/v2/cdp/customers/{ahead}/profile"),
+    )
+    .await;
+    assert_eq!(
+        (
+            &profile["data"]["rfm"]["frequency"],
+            &profile["data"]["rfm"]["monetary"]
+        ),
+        (&json!(1), &json!(1_500)),
+        "the order dated ahead does not count yet: {profile}"
+    );
     let partitions = support::scalar_i64(
         &stack.analytics_db,
         "SELECT count(*) FROM pg_inherits \
