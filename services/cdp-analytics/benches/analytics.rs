@@ -283,6 +283,11 @@ async fn bench_on(options: &Options, work: &Scratch, admin: &str, url: &str) -> 
         );
     }
     print!("{table}");
+    for run in [&first, &steady].into_iter().flatten() {
+        if let Some(phases) = &run.phases {
+            println!("\n{}: {}", run.name, phases_line(phases));
+        }
+    }
     for (name, result) in [("run 1", &first), ("run 3", &steady)] {
         if let Err(error) = result {
             println!("{name} failed: {error:#}");
@@ -581,6 +586,8 @@ struct LiveRun {
     status: String,
     records: i64,
     wal_bytes: i64,
+    /// What `run_now` measured, when it executed the run itself.
+    phases: Option<Phases>,
 }
 
 async fn wal_position(conn: &mut AsyncPgConnection) -> Result<i64> {
@@ -601,7 +608,7 @@ async fn live_run(
     let wal = wal_position(conn).await?;
     let cpu = CpuSample::take();
     let started = Instant::now();
-    let run = processing::run_now(infra, TENANT, &request)
+    let (run, phases) = processing::run_now_timed(infra, TENANT, &request)
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     let elapsed = started.elapsed();
@@ -631,7 +638,27 @@ async fn live_run(
         status: run.status,
         records: run.records_processed,
         wal_bytes,
+        phases,
     })
+}
+
+/// One line of a run's phases (the table of run 2 has them all).
+fn phases_line(p: &Phases) -> String {
+    let s = |d: Duration| format!("{:.2}", d.as_secs_f64());
+    format!(
+        "facts {}, scoring {}, write transaction {} (load {}: COPY {} + key {}; crossings {}, \
+         encoding {}, outbox {}; swap {}) s",
+        s(p.facts),
+        s(p.scoring),
+        s(p.persist),
+        s(p.load_copy + p.load_key),
+        s(p.load_copy),
+        s(p.load_key),
+        s(p.crossings_read),
+        s(p.encode),
+        s(p.outbox),
+        s(p.swap),
+    )
 }
 
 struct Phased {

@@ -75,19 +75,29 @@ pub async fn enqueue(
 
 /// Queues a run and waits for it: executes it here unless a worker already took it.
 pub async fn run_now(infra: &Infra, tenant: &str, request: &Request) -> Result<RunRow, ApiError> {
+    Ok(run_now_timed(infra, tenant, request).await?.0)
+}
+
+/// [`run_now`], with the phase times when it executed the run itself (the bench's view).
+pub async fn run_now_timed(
+    infra: &Infra,
+    tenant: &str,
+    request: &Request,
+) -> Result<(RunRow, Option<Phases>), ApiError> {
     let run = enqueue(infra, tenant, request, "api").await?;
     let claimed = {
         let mut conn = infra.pool.get().await?;
         runs::claim_one(&mut conn, run.id, LEASE_SECONDS).await?
     };
+    let mut phases = None;
     if let Some(run) = claimed {
-        execute(infra, &run).await;
+        phases = Some(execute_timed(infra, &run).await);
     }
     let mut conn = infra.pool.get().await?;
     loop {
         let current = runs::find(&mut conn, run.id).await?;
         if !matches!(current.status.as_str(), "queued" | "running") {
-            return Ok(current);
+            return Ok((current, phases));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
