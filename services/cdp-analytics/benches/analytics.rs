@@ -22,11 +22,12 @@
 //! 3. starts the service's runtime (pool with the service's settings, outbox relay)
 //!    without its workers and consumers, with a broker address nothing listens on, so
 //!    nothing publishes and nothing else runs;
-//! 4. run 1: `service::processing::run_now` (the code the API's synchronous `/process`
-//!    runs), the tenant's first run (no scores yet);
+//! 4. run 1: `service::processing::run_now_timed` (`run_now`, the code the API's
+//!    synchronous `/process` runs, plus the phase times it measured), the tenant's
+//!    first run (no scores yet);
 //! 5. run 2: `processing::execute_timed` (what `run_now` and the worker execute), printed
 //!    with the phase times it reports: facts, scoring, score rows, load, swap, outbox;
-//! 6. run 3: `run_now` again, now replacing existing scores (the nightly case);
+//! 6. run 3: `run_now_timed` again, now replacing existing scores (the nightly case);
 //! 7. the BG/NBD fit alone, as `scoring::run` does it, on the tenant's facts (median of
 //!    3), and the Gamma-Gamma fit;
 //! 8. writes those histories to a CSV and runs
