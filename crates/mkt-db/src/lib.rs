@@ -100,14 +100,22 @@ pub enum DbError {
     Migration(String),
 }
 
+/// What every connection runs first: the service's schema, the statement timeout, and
+/// an application name (`mkt-<schema><suffix>`) that tells connections apart in
+/// `pg_stat_activity`.
+fn session_setup(config: &DbConfig, schema: &str, suffix: &str) -> String {
+    format!(
+        "SET search_path TO {schema}; SET statement_timeout = {}; \
+         SET application_name = 'mkt-{schema}{suffix}'",
+        config.statement_timeout_ms
+    )
+}
+
 /// Builds the pool. Connections are opened lazily, so this succeeds while the database
 /// is down; [`ping`] tells readiness.
 pub fn connect(config: &DbConfig, default_schema: &str) -> Result<Pool, DbError> {
     let schema = config.schema_or(default_schema)?;
-    let setup_sql = format!(
-        "SET search_path TO {schema}; SET statement_timeout = {}; SET application_name = 'mkt-{schema}'",
-        config.statement_timeout_ms
-    );
+    let setup_sql = session_setup(config, &schema, "");
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
     manager_config.custom_setup = Box::new(move |url| {
         let setup_sql = setup_sql.clone();
@@ -154,11 +162,7 @@ pub async fn connect_bulk(
         }
     });
     client
-        .batch_execute(&format!(
-            "SET search_path TO {schema}; SET statement_timeout = {}; \
-             SET application_name = 'mkt-{schema}-bulk'",
-            config.statement_timeout_ms
-        ))
+        .batch_execute(&session_setup(config, &schema, "-bulk"))
         .await
         .map_err(|e| DbError::Connection(e.to_string()))?;
     Ok(client)
