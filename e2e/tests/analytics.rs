@@ -196,14 +196,13 @@ async fn processing_scores_customers_as_seed_004_shows_and_refunds_lower_value()
     let payload = scores_published.next(WAIT).await.expect("scores published");
     let published = v1::ScoresUpdated::decode(payload.as_slice()).expect("decodes");
     assert_eq!(published.scores.len(), 3);
-    support::eventually(WAIT, "segmentation to hold the scores", || async {
-        let n = support::scalar_i64(
-            &stack.segmentation_db,
-            "SELECT count(*) FROM segmentation.customer_scores WHERE clv_tier IS NOT NULL",
-        )
-        .await;
-        (n == 3).then_some(())
-    })
+    support::eventually_scalar(
+        WAIT,
+        "segmentation to hold the scores",
+        &stack.segmentation_db,
+        "SELECT count(*) FROM segmentation.customer_scores WHERE clv_tier IS NOT NULL",
+        3,
+    )
     .await;
 
     // A refund of Cy's big order lowers her monetary value and CLV.
@@ -375,14 +374,13 @@ async fn the_nightly_schedule_queues_each_due_tenant_once_and_respects_its_setti
         let customer = stack.create_customer(token, "x@example.com", "CA").await;
         stack.place_order(token, &customer, 1_000).await;
     }
-    support::eventually(WAIT, "orders in the analytics read model", || async {
-        let n = support::scalar_i64(
-            &stack.analytics_db,
-            "SELECT count(*) FROM cdp_analytics.orders",
-        )
-        .await;
-        (n == 2).then_some(())
-    })
+    support::eventually_scalar(
+        WAIT,
+        "orders in the analytics read model",
+        &stack.analytics_db,
+        "SELECT count(*) FROM cdp_analytics.orders",
+        2,
+    )
     .await;
     // Globex turns its nightly run off; acme runs at 00:00 UTC, which has passed.
     let (status, _, _) = stack
@@ -457,15 +455,14 @@ async fn the_nightly_schedule_queues_each_due_tenant_once_and_respects_its_setti
         .expect("orphaned run");
         assert_eq!(inserted, 1);
     }
-    support::eventually(WAIT, "the orphaned run to be taken over", || async {
-        let n = support::scalar_i64(
-            &stack.analytics_db,
-            "SELECT count(*) FROM cdp_analytics.processing_runs \
+    support::eventually_scalar(
+        WAIT,
+        "the orphaned run to be taken over",
+        &stack.analytics_db,
+        "SELECT count(*) FROM cdp_analytics.processing_runs \
              WHERE tenant_id = 'globex' AND status = 'processed' AND attempts = 2",
-        )
-        .await;
-        (n == 1).then_some(())
-    })
+        1,
+    )
     .await;
 }
 
@@ -511,35 +508,29 @@ async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replac
         (0..12).map(|i| order_at(&stack, &token, &burst, 100 + i, days(5 + i))),
     )
     .await;
-    support::eventually(
+    support::eventually_scalar(
         WAIT,
         "the consumer to keep every customer's facts",
-        || async {
-            let n = support::scalar_i64(
-                &stack.analytics_db,
-                "SELECT count(*) FROM cdp_analytics.customer_facts \
+        &stack.analytics_db,
+        "SELECT count(*) FROM cdp_analytics.customer_facts \
              WHERE tenant_id = 'initech' AND orders = 4 AND purchase_days = 4 AND spent = 8000 \
                AND repeat_spent = 6000",
-            )
-            .await;
-            (n == 12).then_some(())
-        },
+        12,
     )
     .await;
-    support::eventually(WAIT, "the burst in the kept facts", || async {
-        let n = support::scalar_i64(
-            &stack.analytics_db,
-            &format!(
-                "SELECT count(*) FROM cdp_analytics.customer_facts WHERE tenant_id = 'initech' \
+    support::eventually_scalar(
+        WAIT,
+        "the burst in the kept facts",
+        &stack.analytics_db,
+        &format!(
+            "SELECT count(*) FROM cdp_analytics.customer_facts WHERE tenant_id = 'initech' \
                  AND customer_id = '{burst}' AND orders = 12 AND purchase_days = 12 \
                  AND spent = {} AND repeat_spent = {}",
-                (100..112).sum::<i64>(),
-                (100..111).sum::<i64>()
-            ),
-        )
-        .await;
-        (n == 1).then_some(())
-    })
+            (100..112).sum::<i64>(),
+            (100..111).sum::<i64>()
+        ),
+        1,
+    )
     .await;
 
     let (status, refused) = process(&stack, &token, json!({"force": true})).await;
@@ -615,7 +606,7 @@ async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replac
     }
 
     // Each run's scores are one table, swapped in whole: one partition for the tenant,
-    // the earlier run's and the abandoned load table are gone.
+    // the latest run's; the earlier run's and the abandoned load table are gone.
     let tables = support::scalar_i64(
         &stack.analytics_db,
         "SELECT count(*) FROM pg_tables \
@@ -626,8 +617,11 @@ async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replac
     let current = support::scalar_i64(
         &stack.analytics_db,
         "SELECT count(*) FROM cdp_analytics.score_partitions p \
-         JOIN pg_inherits i ON i.inhrelid = ('cdp_analytics.' || p.table_name)::regclass \
-         WHERE p.tenant_id = 'initech'",
+         JOIN pg_inherits i ON i.inhrelid = \
+           ('cdp_analytics.customer_scores_r' || replace(p.run_id::text, '-', ''))::regclass \
+         WHERE p.tenant_id = 'initech' AND p.run_id = \
+           (SELECT id FROM cdp_analytics.processing_runs WHERE tenant_id = 'initech' \
+            AND status = 'processed' ORDER BY finished_at DESC LIMIT 1)",
     )
     .await;
     assert_eq!(current, 1);
@@ -644,14 +638,13 @@ async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replac
         )
         .await;
     assert!((200..300).contains(&status), "erase: {status}");
-    support::eventually(WAIT, "the erasure in the kept facts", || async {
-        let n = support::scalar_i64(
-            &stack.analytics_db,
-            "SELECT count(*) FROM cdp_analytics.customer_facts WHERE tenant_id = 'initech'",
-        )
-        .await;
-        (n == 12).then_some(())
-    })
+    support::eventually_scalar(
+        WAIT,
+        "the erasure in the kept facts",
+        &stack.analytics_db,
+        "SELECT count(*) FROM cdp_analytics.customer_facts WHERE tenant_id = 'initech'",
+        12,
+    )
     .await;
     let after = run(json!({"force": true})).await;
     assert_eq!(after["results"]["rfm"]["total_processed"], 12, "{after}");
@@ -686,14 +679,13 @@ async fn kept_facts_drive_runs_crossings_into_churning_alert_and_each_run_replac
         Utc::now() + chrono::Duration::minutes(4),
     )
     .await;
-    support::eventually(WAIT, "hooli's facts", || async {
-        let n = support::scalar_i64(
-            &stack.analytics_db,
-            "SELECT sum(orders) FROM cdp_analytics.customer_facts WHERE tenant_id = 'hooli'",
-        )
-        .await;
-        (n == 4).then_some(())
-    })
+    support::eventually_scalar(
+        WAIT,
+        "hooli's facts",
+        &stack.analytics_db,
+        "SELECT sum(orders) FROM cdp_analytics.customer_facts WHERE tenant_id = 'hooli'",
+        4,
+    )
     .await;
     let run_for = |tenant: &'static str, token: String| {
         let stack = &stack;

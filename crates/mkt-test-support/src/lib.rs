@@ -216,6 +216,21 @@ where
     }
 }
 
+/// Polls a scalar `SELECT` ([`scalar_i64`]) on `database_url` until it returns
+/// `expected`, or panics after `timeout`: waiting for an event to reach a read model.
+pub async fn eventually_scalar(
+    timeout: Duration,
+    what: &str,
+    database_url: &str,
+    sql: &str,
+    expected: i64,
+) {
+    eventually(timeout, what, || async {
+        (scalar_i64(database_url, sql).await == expected).then_some(())
+    })
+    .await;
+}
+
 /// Runs a scalar `SELECT` returning one number (`count(*)`...) on `database_url`.
 pub async fn scalar_i64(database_url: &str, sql: &str) -> i64 {
     let mut conn = AsyncPgConnection::establish(database_url)

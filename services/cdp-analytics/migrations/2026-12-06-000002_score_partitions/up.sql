@@ -2,9 +2,9 @@
 -- 1M-customer run even as heap-only updates (docs/benchmarks.md). Now each run loads its
 -- scores into a fresh table with binary COPY, builds that table's primary key once, and
 -- swaps it in as the tenant's partition; the previous run's table is dropped whole. No
--- updates, no dead rows, nothing for vacuum. `score_partitions` names each tenant's
--- current table, so the swap knows what to detach; it changes in the same transaction
--- as the partitions.
+-- updates, no dead rows, nothing for vacuum. `score_partitions` records each tenant's
+-- current run, so the swap knows which table to detach; it changes in the same
+-- transaction as the partitions.
 ALTER TABLE customer_scores RENAME TO customer_scores_before_partitions;
 ALTER TABLE customer_scores_before_partitions
     RENAME CONSTRAINT customer_scores_pkey TO customer_scores_before_partitions_pkey;
@@ -15,10 +15,10 @@ CREATE TABLE customer_scores (
     PRIMARY KEY (tenant_id, customer_id)
 ) PARTITION BY LIST (tenant_id);
 
+-- Each tenant's current run: its partition of `customer_scores` is that run's table,
+-- `customer_scores_r<run id without dashes>`.
 CREATE TABLE score_partitions (
     tenant_id   TEXT        PRIMARY KEY,
-    -- The partition of `customer_scores` holding the tenant's current scores.
-    table_name  TEXT        NOT NULL UNIQUE,
     run_id      UUID        NOT NULL,
     attached_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
@@ -38,8 +38,7 @@ BEGIN
                        name, scored.tenant_id);
         EXECUTE format('INSERT INTO %I SELECT * FROM customer_scores_before_partitions '
                        'WHERE tenant_id = %L', name, scored.tenant_id);
-        INSERT INTO score_partitions (tenant_id, table_name, run_id)
-        VALUES (scored.tenant_id, name, scored.run_id);
+        INSERT INTO score_partitions (tenant_id, run_id) VALUES (scored.tenant_id, scored.run_id);
     END LOOP;
 END $$;
 

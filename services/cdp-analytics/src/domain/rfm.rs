@@ -52,9 +52,26 @@ pub struct RfmScores {
 }
 
 impl RfmScores {
-    /// `"555"`-style score.
-    pub fn code(&self) -> String {
-        format!("{}{}{}", self.recency, self.frequency, self.monetary)
+    /// `"555"`-style score, without allocating: a run writes one per customer.
+    pub fn code(&self) -> RfmCode {
+        let digit = |score: u8| b'0' + score.min(9);
+        RfmCode([
+            digit(self.recency),
+            digit(self.frequency),
+            digit(self.monetary),
+        ])
+    }
+}
+
+/// An [`RfmScores::code`]: three ASCII digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RfmCode([u8; 3]);
+
+impl RfmCode {
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        // ASCII digits only, so always valid UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -227,6 +244,25 @@ mod tests {
             recency_days,
             frequency,
             monetary,
+        }
+    }
+
+    #[test]
+    fn the_code_reads_recency_frequency_monetary() {
+        for recency in 1..=5 {
+            for frequency in 1..=5 {
+                for monetary in 1..=5 {
+                    let scores = RfmScores {
+                        recency,
+                        frequency,
+                        monetary,
+                    };
+                    assert_eq!(
+                        scores.code().as_str(),
+                        format!("{recency}{frequency}{monetary}")
+                    );
+                }
+            }
         }
     }
 

@@ -1,9 +1,9 @@
-//! What cdp-analytics publishes, always through the outbox in the transaction that
-//! stores the scores: `analytics.scores.updated.v1` and `churn.alert.v1`.
+//! What cdp-analytics publishes: `analytics.scores.updated.v1` and `churn.alert.v1`,
+//! encoded here and written to the outbox by the processing run, in the transaction that
+//! swaps its scores in.
 
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncPgConnection;
-use mkt_bus::outbox::{OutgoingEvent, enqueue_many};
+use mkt_bus::outbox::OutgoingEvent;
 use mkt_contracts::Message;
 use mkt_contracts::v1::{self, routing};
 use uuid::Uuid;
@@ -55,15 +55,14 @@ pub fn scores_updated(scores: &RunScores<'_>, computed_at: DateTime<Utc>) -> Vec
         .collect()
 }
 
-/// One `churn.alert.v1` per crossing.
-pub async fn churn_alerts(
-    conn: &mut AsyncPgConnection,
+/// One `churn.alert.v1` per crossing, ready for the outbox.
+pub fn churn_alerts(
     tenant: &str,
     run: Uuid,
     at: DateTime<Utc>,
     crossings: &[Crossing],
-) -> diesel::QueryResult<()> {
-    let events: Vec<OutgoingEvent> = crossings
+) -> Vec<OutgoingEvent> {
+    crossings
         .iter()
         .map(|c| OutgoingEvent {
             routing_key: routing::CHURN_ALERT,
@@ -80,6 +79,5 @@ pub async fn churn_alerts(
             }
             .encode_to_vec(),
         })
-        .collect();
-    enqueue_many(conn, &events).await
+        .collect()
 }

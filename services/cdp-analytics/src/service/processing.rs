@@ -144,7 +144,7 @@ pub struct Phases {
 }
 
 /// [`execute`], returning how long each phase took.
-pub async fn execute_timed(infra: &Infra, run: &RunRow) -> Phases {
+async fn execute_timed(infra: &Infra, run: &RunRow) -> Phases {
     let started = Instant::now();
     let mut phases = Phases::default();
     let outcome = match compute(infra, run, &mut phases).await {
@@ -302,18 +302,22 @@ async fn compute(infra: &Infra, run: &RunRow, phases: &mut Phases) -> anyhow::Re
                 let t = Instant::now();
                 let crossings = scores::crossings(&mut *conn, &scores).await?;
                 let crossings_time = t.elapsed();
-                let (events, encode) = encoding.await?;
+                let (mut events, encode) = encoding.await?;
+                events.extend(publish::churn_alerts(
+                    &tenant,
+                    scores.run,
+                    computed_at,
+                    &crossings,
+                ));
                 let t = Instant::now();
                 enqueue_many(&mut *conn, &events).await?;
-                publish::churn_alerts(&mut *conn, &tenant, scores.run, computed_at, &crossings)
-                    .await?;
                 Ok::<_, anyhow::Error>((crossings_time, crossings.len(), encode, t.elapsed()))
             };
             let (loaded, written) = tokio::try_join!(load, write)?;
             // Last: the swap holds an exclusive lock on `customer_scores` until commit.
             let t = Instant::now();
-            let table = loaded.as_ref().map(|l: &scores::Loaded| l.table.as_str());
-            scores::swap_in(conn, &tenant, scores.run, table).await?;
+            let loaded_run = loaded.is_some().then_some(scores.run);
+            scores::swap_in(conn, &tenant, loaded_run).await?;
             Ok::<_, anyhow::Error>((loaded, written, t.elapsed()))
         })
         .await?;

@@ -118,7 +118,9 @@ struct FactsRow {
 /// in customer id order; `None` when the tenant has no counted order.
 ///
 /// The main currency is the one most counted orders use (ties: the first code
-/// alphabetically), as [`main_currency`] tells for a backtest. Customers whose kept
+/// alphabetically), as [`main_currency`] tells for a backtest; here the few orders dated
+/// after `as_of` (at most the five minutes of clock skew ingestion allows) count too,
+/// which spares a second read of the orders. Customers whose kept
 /// facts include an order dated after `as_of` are folded again from their orders up to
 /// `as_of`. Call it in a repeatable-read transaction so both reads see one snapshot.
 pub async fn current(

@@ -116,7 +116,6 @@ diesel::table! {
 diesel::table! {
     score_partitions (tenant_id) {
         tenant_id -> Text,
-        table_name -> Text,
         run_id -> Uuid,
         attached_at -> Timestamptz,
     }

@@ -13,6 +13,7 @@ use mkt_db::tokio_postgres;
 use uuid::Uuid;
 
 use super::schema::{customer_scores, customers};
+use crate::domain::rfm::RfmCode;
 use crate::domain::scoring::Scored;
 
 /// One customer's scores from one run.
@@ -89,12 +90,10 @@ fn literal(tenant: &str) -> String {
     format!("'{}'", tenant.replace('\'', "''"))
 }
 
-/// A run's loaded table, and where the time went.
-#[derive(Debug, Clone)]
+/// Where a load's time went.
+#[derive(Debug, Clone, Copy)]
 pub struct Loaded {
-    /// The table ([`run_table`]).
-    pub table: String,
-    /// Creating it and copying the rows in.
+    /// Creating the table and copying the rows in.
     pub copy: Duration,
     /// Building its primary key.
     pub key: Duration,
@@ -176,9 +175,9 @@ pub async fn load(
     let writer = BinaryCopyInWriter::new(sink, &types);
     let mut writer = std::pin::pin!(writer);
     let clamp = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
-    let mut code = [0u8; 3];
     for c in scores.customers {
         let rfm = c.rfm.as_ref();
+        let code = rfm.map(|r| r.0.code());
         let score = |f: fn(&crate::domain::rfm::RfmScores) -> u8| rfm.map(|r| i32::from(f(&r.0)));
         let values: [&(dyn ToSql + Sync); 16] = [
             &c.customer_id,
@@ -188,7 +187,7 @@ pub async fn load(
             &score(|r| r.recency),
             &score(|r| r.frequency),
             &score(|r| r.monetary),
-            &rfm.map(|r| rfm_code(&r.0, &mut code)),
+            &code.as_ref().map(RfmCode::as_str),
             &rfm.map(|r| r.1.as_str()),
             &c.values.monetary,
             &c.clv.map(|v| v.0),
@@ -212,23 +211,9 @@ pub async fn load(
         .await?;
     transaction.commit().await?;
     Ok(Loaded {
-        table,
         copy,
         key: started.elapsed() - copy,
     })
-}
-
-/// `RfmScores::code` ("555") written into `buffer`, without allocating: the load
-/// writes a million of them.
-fn rfm_code<'b>(scores: &crate::domain::rfm::RfmScores, buffer: &'b mut [u8; 3]) -> &'b str {
-    let digit = |score: u8| b'0' + score.min(9);
-    *buffer = [
-        digit(scores.recency),
-        digit(scores.frequency),
-        digit(scores.monetary),
-    ];
-    // ASCII digits only, so always valid UTF-8.
-    std::str::from_utf8(buffer).unwrap_or_default()
 }
 
 /// Drops load tables whose run is no longer running: they were never swapped in.
@@ -296,20 +281,14 @@ pub async fn crossings(
     if churning.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(PartitionName {
-        table_name: current,
-    }) = diesel::sql_query("SELECT table_name FROM score_partitions WHERE tenant_id = $1")
-        .bind::<Text, _>(scores.tenant)
-        .get_result(conn)
-        .await
-        .optional()?
-    else {
+    let Some(current) = current_run(conn, scores.tenant, false).await? else {
         return Ok(Vec::new());
     };
     let ids: Vec<Uuid> = churning.keys().copied().collect();
     let before: Vec<PreviousRisk> = diesel::sql_query(format!(
-        "SELECT customer_id, churn_risk FROM \"{current}\" \
-         WHERE tenant_id = $1 AND customer_id = ANY($2) AND churn_risk IN ('active', 'at_risk')"
+        "SELECT customer_id, churn_risk FROM {} \
+         WHERE tenant_id = $1 AND customer_id = ANY($2) AND churn_risk IN ('active', 'at_risk')",
+        run_table(current)
     ))
     .bind::<Text, _>(scores.tenant)
     .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
@@ -330,16 +309,35 @@ pub async fn crossings(
 }
 
 #[derive(QueryableByName)]
-struct PartitionName {
-    #[diesel(sql_type = Text)]
-    table_name: String,
+struct CurrentRun {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    run_id: Uuid,
+}
+
+/// The run whose table ([`run_table`]) is the tenant's partition of `customer_scores`,
+/// if any; `lock` holds its row (`FOR UPDATE`) until the transaction ends, as the swap
+/// does.
+async fn current_run(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    lock: bool,
+) -> QueryResult<Option<Uuid>> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let current: Option<CurrentRun> = diesel::sql_query(format!(
+        "SELECT run_id FROM score_partitions WHERE tenant_id = $1{lock}"
+    ))
+    .bind::<Text, _>(tenant)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(current.map(|c| c.run_id))
 }
 
 /// Makes a loaded run's table ([`load`]) the tenant's scores, in the caller's
-/// transaction: detaches and drops the current one and attaches the new one. Customers
+/// transaction: detaches and drops the current one and attaches the run's. Customers
 /// the run no longer scores (their orders were refunded, or they were erased) are gone
-/// with the old table. `table` `None` (a run that scored nobody) drops the tenant's
-/// scores without a replacement.
+/// with the old table. `run` `None` (a run that scored nobody, so loaded nothing) drops
+/// the tenant's scores without a replacement.
 ///
 /// Detaching takes an exclusive lock on `customer_scores` until commit, so the caller
 /// swaps last, just before committing, and `lock_timeout` bounds the wait behind a
@@ -347,24 +345,17 @@ struct PartitionName {
 pub async fn swap_in(
     conn: &mut AsyncPgConnection,
     tenant: &str,
-    run: Uuid,
-    table: Option<&str>,
+    run: Option<Uuid>,
 ) -> QueryResult<()> {
     conn.batch_execute("SET LOCAL lock_timeout = '10s'").await?;
-    let current: Option<PartitionName> = diesel::sql_query(
-        "SELECT table_name FROM score_partitions WHERE tenant_id = $1 FOR UPDATE",
-    )
-    .bind::<Text, _>(tenant)
-    .get_result(conn)
-    .await
-    .optional()?;
-    if let Some(PartitionName { table_name: old }) = current {
+    if let Some(current) = current_run(conn, tenant, true).await? {
+        let old = run_table(current);
         conn.batch_execute(&format!(
-            "ALTER TABLE customer_scores DETACH PARTITION \"{old}\"; DROP TABLE \"{old}\""
+            "ALTER TABLE customer_scores DETACH PARTITION {old}; DROP TABLE {old}"
         ))
         .await?;
     }
-    let Some(table) = table else {
+    let Some(run) = run else {
         diesel::sql_query("DELETE FROM score_partitions WHERE tenant_id = $1")
             .bind::<Text, _>(tenant)
             .execute(conn)
@@ -372,17 +363,16 @@ pub async fn swap_in(
         return Ok(());
     };
     conn.batch_execute(&format!(
-        "ALTER TABLE customer_scores ATTACH PARTITION {table} FOR VALUES IN ({})",
+        "ALTER TABLE customer_scores ATTACH PARTITION {} FOR VALUES IN ({})",
+        run_table(run),
         literal(tenant)
     ))
     .await?;
     diesel::sql_query(
-        "INSERT INTO score_partitions (tenant_id, table_name, run_id) VALUES ($1, $2, $3) \
-         ON CONFLICT (tenant_id) DO UPDATE SET table_name = excluded.table_name, \
-             run_id = excluded.run_id, attached_at = now()",
+        "INSERT INTO score_partitions (tenant_id, run_id) VALUES ($1, $2) \
+         ON CONFLICT (tenant_id) DO UPDATE SET run_id = excluded.run_id, attached_at = now()",
     )
     .bind::<Text, _>(tenant)
-    .bind::<Text, _>(table)
     .bind::<diesel::sql_types::Uuid, _>(run)
     .execute(conn)
     .await?;
@@ -518,27 +508,4 @@ pub enum ListOrder {
     Predicted,
     /// Most likely to churn first.
     ChurnProbability,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::rfm::RfmScores;
-
-    #[test]
-    fn the_loaded_rfm_code_is_the_scores_code() {
-        let mut buffer = [0u8; 3];
-        for recency in 1..=5 {
-            for frequency in 1..=5 {
-                for monetary in 1..=5 {
-                    let scores = RfmScores {
-                        recency,
-                        frequency,
-                        monetary,
-                    };
-                    assert_eq!(rfm_code(&scores, &mut buffer), scores.code());
-                }
-            }
-        }
-    }
 }
