@@ -59,6 +59,18 @@ impl From<diesel::result::Error> for HandlerError {
     }
 }
 
+impl From<mkt_contracts::ContractError> for HandlerError {
+    fn from(error: mkt_contracts::ContractError) -> Self {
+        HandlerError::Permanent(error.to_string())
+    }
+}
+
+impl From<mkt_db::PoolError> for HandlerError {
+    fn from(error: mkt_db::PoolError) -> Self {
+        HandlerError::Transient(format!("database pool: {error}"))
+    }
+}
+
 impl From<prost::DecodeError> for HandlerError {
     fn from(error: prost::DecodeError) -> Self {
         HandlerError::Permanent(format!("undecodable payload: {error}"))
@@ -87,7 +99,43 @@ pub struct Subscription {
     pub handler: Handler,
 }
 
+/// A typed handler: applies one decoded, tenant-checked event on `conn` (inside the
+/// transaction that records the message in the inbox).
+pub type TypedHandler<E> = dyn for<'c> Fn(&'c mut AsyncPgConnection, E) -> BoxFuture<'c, Result<(), HandlerError>>
+    + Send
+    + Sync;
+
 impl Subscription {
+    /// Subscribes `handler` to every `E` published: the queue is bound to
+    /// `E::ROUTING_KEY`, and the handler gets the payload decoded and checked against
+    /// the transport's tenant header. An undecodable payload or one naming another
+    /// tenant than its header is dead-lettered without reaching the handler.
+    ///
+    /// ```ignore
+    /// Subscription::on(SERVICE, |conn, event: v1::CustomerErased| Box::pin(erase(conn, event)))
+    /// ```
+    pub fn on<E, F>(service: &str, handler: F) -> Self
+    where
+        E: mkt_contracts::Event,
+        F: for<'c> Fn(&'c mut AsyncPgConnection, E) -> BoxFuture<'c, Result<(), HandlerError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let handler: Arc<TypedHandler<E>> = Arc::new(handler);
+        Subscription {
+            service: service.to_owned(),
+            routing_key: E::ROUTING_KEY.to_owned(),
+            handler: Arc::new(move |conn, incoming| {
+                let handler = handler.clone();
+                Box::pin(async move {
+                    let event = decode_checked::<E>(incoming)?;
+                    handler(conn, event).await
+                })
+            }),
+        }
+    }
+
     /// The queue name, `<service>.<routing-key>`.
     pub fn queue(&self) -> String {
         topology::queue_name(&self.service, &self.routing_key)
@@ -229,6 +277,19 @@ pub async fn apply(
         Ok(Outcome::Applied)
     })
     .await
+}
+
+/// Decodes `incoming` as an `E` whose tenant is the one the transport header names.
+pub fn decode_checked<E: mkt_contracts::Event>(incoming: &Incoming) -> Result<E, HandlerError> {
+    let event = E::decode(incoming.payload.as_slice())?;
+    if event.tenant_id() != incoming.tenant_id {
+        return Err(HandlerError::Permanent(format!(
+            "tenant header {:?} does not match payload {:?}",
+            incoming.tenant_id,
+            event.tenant_id()
+        )));
+    }
+    Ok(event)
 }
 
 fn header_string(value: &AMQPValue) -> Option<String> {

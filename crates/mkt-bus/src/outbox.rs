@@ -4,21 +4,52 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use mkt_contracts::Event;
 use uuid::Uuid;
 
 pub use crate::schema::{inbox_messages, outbox_messages};
 
-/// An event to publish.
+/// An encoded event, ready for the outbox. Services build it from a typed message with
+/// [`OutgoingEvent::of`] (or let [`enqueue`] do it); only the bus's own tests and tools
+/// that replay stored messages use [`OutgoingEvent::raw`].
 #[derive(Debug, Clone)]
 pub struct OutgoingEvent {
-    /// `<aggregate>.<event>.v<N>`, a constant from `mkt-contracts`.
-    pub routing_key: &'static str,
-    /// The tenant the event belongs to (also sent as an AMQP header).
-    pub tenant_id: String,
-    /// The aggregate (a customer id, an order id...): ordering is kept per aggregate.
-    pub aggregate_id: String,
-    /// The encoded protobuf message.
-    pub payload: Vec<u8>,
+    routing_key: &'static str,
+    tenant_id: String,
+    aggregate_id: String,
+    payload: Vec<u8>,
+}
+
+impl OutgoingEvent {
+    /// Encodes `event` with the routing key, tenant and aggregate its contract gives it.
+    pub fn of<E: Event>(event: &E) -> Self {
+        Self {
+            routing_key: E::ROUTING_KEY,
+            tenant_id: event.tenant_id().to_owned(),
+            aggregate_id: event.aggregate_id(),
+            payload: event.encode_to_vec(),
+        }
+    }
+
+    /// An event from its parts, bypassing the contracts (bus tests, replay tools).
+    pub fn raw(
+        routing_key: &'static str,
+        tenant_id: impl Into<String>,
+        aggregate_id: impl Into<String>,
+        payload: Vec<u8>,
+    ) -> Self {
+        Self {
+            routing_key,
+            tenant_id: tenant_id.into(),
+            aggregate_id: aggregate_id.into(),
+            payload,
+        }
+    }
+
+    /// `<aggregate>.<event>.v<N>`.
+    pub fn routing_key(&self) -> &'static str {
+        self.routing_key
+    }
 }
 
 #[derive(Insertable)]
@@ -37,7 +68,15 @@ struct NewOutboxRow<'a> {
 ///
 /// The current span's trace context is stored with it, so the publish and every
 /// consumer join the trace of the request that caused it.
-pub async fn enqueue(conn: &mut AsyncPgConnection, event: &OutgoingEvent) -> QueryResult<Uuid> {
+pub async fn enqueue<E: Event>(conn: &mut AsyncPgConnection, event: &E) -> QueryResult<Uuid> {
+    enqueue_encoded(conn, &OutgoingEvent::of(event)).await
+}
+
+/// [`enqueue`] for an already encoded event.
+pub async fn enqueue_encoded(
+    conn: &mut AsyncPgConnection,
+    event: &OutgoingEvent,
+) -> QueryResult<Uuid> {
     let message_id = Uuid::now_v7();
     let headers: HashMap<String, String> = mkt_telemetry::current_context_headers();
     diesel::insert_into(outbox_messages::table)
@@ -54,7 +93,8 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, event: &OutgoingEvent) -> Que
     Ok(message_id)
 }
 
-/// Adds several events in one statement (bulk paths: imports, batches), in order.
+/// Adds several encoded events (of any types) in one statement per 10,000, in order (bulk
+/// paths: imports, batches, a processing run's scores and alerts).
 pub async fn enqueue_many(
     conn: &mut AsyncPgConnection,
     events: &[OutgoingEvent],

@@ -11,7 +11,7 @@ use lapin::BasicProperties;
 use lapin::options::{BasicGetOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use mkt_bus::consumer::{HandlerError, Incoming, Subscription};
-use mkt_bus::outbox::{OutgoingEvent, enqueue};
+use mkt_bus::outbox::{OutgoingEvent, enqueue, enqueue_encoded};
 use mkt_bus::relay::{Relay, RelayWaker};
 use mkt_bus::{BusConfig, topology};
 use mkt_db::{DbConfig, Migrations, Pool};
@@ -77,13 +77,13 @@ fn relay(pool: &Pool, config: &BusConfig, waker: &RelayWaker) -> tokio::task::Jo
 
 async fn produce(pool: &Pool, waker: &RelayWaker, aggregate: &str, seq: i32) {
     let mut conn = pool.get().await.expect("conn");
-    let event = OutgoingEvent {
-        routing_key: ROUTING_KEY,
-        tenant_id: "t1".into(),
-        aggregate_id: aggregate.into(),
-        payload: format!("{aggregate}:{seq}").into_bytes(),
-    };
-    conn.transaction(async |conn| enqueue(conn, &event).await.map(|_| ()))
+    let event = OutgoingEvent::raw(
+        ROUTING_KEY,
+        "t1",
+        aggregate,
+        format!("{aggregate}:{seq}").into_bytes(),
+    );
+    conn.transaction(async |conn| enqueue_encoded(conn, &event).await.map(|_| ()))
         .await
         .expect("commit");
     waker.wake();
@@ -340,13 +340,8 @@ async fn an_unroutable_event_is_parked_not_marked_sent_and_does_not_block_others
 
     // Nobody consumes `orphan.happened.v1` yet.
     let mut conn = pool.get().await.expect("conn");
-    let orphan = OutgoingEvent {
-        routing_key: "orphan.happened.v1",
-        tenant_id: "t1".into(),
-        aggregate_id: "agg-o".into(),
-        payload: b"orphan".to_vec(),
-    };
-    conn.transaction(async |conn| enqueue(conn, &orphan).await.map(|_| ()))
+    let orphan = OutgoingEvent::raw("orphan.happened.v1", "t1", "agg-o", b"orphan".to_vec());
+    conn.transaction(async |conn| enqueue_encoded(conn, &orphan).await.map(|_| ()))
         .await
         .expect("commit");
     drop(conn);
@@ -407,6 +402,97 @@ async fn an_unroutable_event_is_parked_not_marked_sent_and_does_not_block_others
         .expect("basic_get")
         .expect("the parked event was delivered");
     assert_eq!(message.delivery.data, b"orphan");
+    relay_task.abort();
+    consumer.abort();
+}
+
+/// A typed subscription: the handler sees decoded events of its tenant only; a payload
+/// naming another tenant than its header, or one that does not decode, is dead-lettered
+/// without reaching it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_subscriptions_get_decoded_events_and_dead_letter_a_foreign_tenant() {
+    use mkt_contracts::v1::CustomerErased;
+    let mut config = BusConfig::new(support::vhost().await);
+    config.delivery_limit = 2;
+    let (url, pool) = database().await;
+    let waker = RelayWaker::default();
+    let typed = Subscription::on("typedtest", |conn, event: CustomerErased| {
+        Box::pin(async move {
+            diesel::sql_query("INSERT INTO effects (aggregate, seq) VALUES ($1, 0)")
+                .bind::<diesel::sql_types::Text, _>(format!(
+                    "{}/{}",
+                    event.tenant_id, event.customer_id
+                ))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    });
+    assert_eq!(typed.routing_key, "customer.erased.v1");
+    mkt_bus::consumer::declare_queues(&config, std::slice::from_ref(&typed))
+        .await
+        .expect("declare");
+    let consumer = tokio::spawn(mkt_bus::consumer::run(pool.clone(), config.clone(), typed));
+    let relay_task = relay(&pool, &config, &waker);
+
+    let erased = CustomerErased {
+        tenant_id: "t1".into(),
+        customer_id: "c-1".into(),
+        erased_at: None,
+    };
+    // The same payload sent under another tenant's header, and a payload that is not one.
+    let foreign = OutgoingEvent::raw(
+        "customer.erased.v1",
+        "t2",
+        "c-1",
+        mkt_contracts::Message::encode_to_vec(&erased),
+    );
+    let garbage = OutgoingEvent::raw("customer.erased.v1", "t1", "c-2", vec![0xff; 7]);
+    let mut conn = pool.get().await.expect("conn");
+    conn.transaction(async |conn| {
+        enqueue_encoded(conn, &foreign).await?;
+        enqueue_encoded(conn, &garbage).await?;
+        enqueue(conn, &erased).await.map(|_| ())
+    })
+    .await
+    .expect("commit");
+    drop(conn);
+    waker.wake();
+
+    let queue = topology::queue_name("typedtest", "customer.erased.v1");
+    let dlq = topology::dead_letter_queue(&queue);
+    let probe = mkt_bus::connect(&config, "probe").await.expect("connect");
+    let channel = probe.create_channel().await.expect("channel");
+    let mut dead = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while dead < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dead-lettered: {dead}"
+        );
+        match channel
+            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic_get")
+        {
+            Some(_) => dead += 1,
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    support::eventually(Duration::from_secs(10), "the decoded event", || async {
+        (support::scalar_i64(&url, &format!("SELECT count(*) FROM {SCHEMA}.effects")).await == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        support::scalar_i64(
+            &url,
+            &format!("SELECT count(*) FROM {SCHEMA}.effects WHERE aggregate = 't1/c-1'")
+        )
+        .await,
+        1,
+        "only the tenant's own event reached the handler"
+    );
     relay_task.abort();
     consumer.abort();
 }

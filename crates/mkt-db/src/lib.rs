@@ -26,6 +26,8 @@ pub use tokio_postgres;
 pub type Pool = DeadPool<AsyncPgConnection>;
 /// A connection checked out of the pool.
 pub type PooledConnection = Object<AsyncPgConnection>;
+/// Why a connection could not be checked out (pool exhausted, database down).
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 
 /// Database settings (`MKT_DATABASE__*`).
 #[derive(Debug, Clone, Deserialize)]

@@ -14,6 +14,10 @@
 //! - Unknown errors are logged with their cause (the request id is on the span) and
 //!   answered with [`internal`]'s generic body: a cause never leaks to a client.
 //!
+//! - [`toolkit`] is what every `ApiError` shares: [`FieldErrors`], [`DescribeError`] and
+//!   [`api_error!`] (status and code declared once per variant; database and pool
+//!   failures mapped once).
+//!
 //! Must never: know a service's error variants.
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -23,6 +27,21 @@ use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, error};
 use serde::{Deserialize, Serialize};
+
+pub mod toolkit;
+
+pub use toolkit::{
+    DescribeError, Described, FieldErrors, PoolError, field_details, field_error, push_field_error,
+    respond, status_of, unique_violation,
+};
+
+/// What [`api_error!`] expands to needs, so services need not depend on it themselves.
+#[doc(hidden)]
+pub mod __private {
+    pub use actix_web;
+    pub use anyhow;
+    pub use diesel;
+}
 
 /// Largest non-envelope error body (in bytes) we read to reuse as the message.
 const MAX_FOREIGN_BODY: usize = 4 * 1024;

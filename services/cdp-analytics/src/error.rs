@@ -1,8 +1,7 @@
 //! The cdp-analytics service's one error type. Codes are listed in `docs/errors.md`.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use mkt_error::{ErrorInfo, render};
+use mkt_error::{DescribeError, Described, ErrorInfo};
 
 /// Everything a request to this service can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -30,17 +29,7 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for ApiError {
-    fn from(error: diesel::result::Error) -> Self {
-        ApiError::Internal(error.into())
-    }
-}
-
-impl From<mkt_db::diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
-    fn from(error: mkt_db::diesel_async::pooled_connection::deadpool::PoolError) -> Self {
-        ApiError::Internal(anyhow::anyhow!("database pool: {error}"))
-    }
-}
+mkt_error::api_error!(ApiError, internal: ApiError::Internal);
 
 impl ApiError {
     /// A single-field validation error.
@@ -49,49 +38,36 @@ impl ApiError {
     }
 }
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
-            ApiError::TenantNotFound(_)
-            | ApiError::CustomerNotFound(_)
-            | ApiError::IntegrationNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Auth(e) => e.status_code(),
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        match self {
-            ApiError::Invalid(details) => render(
-                ErrorInfo::new(status, "validation_failed", "Invalid request parameters.")
-                    .with_details(details.clone()),
-            ),
-            ApiError::TenantNotFound(id) => render(ErrorInfo::new(
-                status,
+impl DescribeError for ApiError {
+    fn describe(&self) -> Described<'_> {
+        let info = match self {
+            ApiError::Invalid(details) => ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "Invalid request parameters.",
+            )
+            .with_details(details.clone()),
+            ApiError::TenantNotFound(id) => ErrorInfo::new(
+                StatusCode::NOT_FOUND,
                 "tenant_not_found",
                 format!("Tenant with ID {id} not found."),
-            )),
-            ApiError::CustomerNotFound(id) => render(ErrorInfo::new(
-                status,
+            ),
+            ApiError::CustomerNotFound(id) => ErrorInfo::new(
+                StatusCode::NOT_FOUND,
                 "customer_not_found",
                 format!("Customer with ID {id} not found."),
-            )),
-            ApiError::IntegrationNotFound(id) => render(ErrorInfo::new(
-                status,
+            ),
+            ApiError::IntegrationNotFound(id) => ErrorInfo::new(
+                StatusCode::NOT_FOUND,
                 "integration_not_found",
                 format!("Integration with ID {id} not found."),
-            )),
+            ),
             ApiError::Upstream(reason) => {
-                render(ErrorInfo::new(status, "upstream_failed", reason.clone()))
+                ErrorInfo::new(StatusCode::BAD_GATEWAY, "upstream_failed", reason.clone())
             }
-            ApiError::Auth(e) => e.error_response(),
-            ApiError::Internal(cause) => {
-                tracing::error!(error = %format!("{cause:#}"), "request failed");
-                mkt_error::internal()
-            }
-        }
+            ApiError::Auth(e) => return Described::Delegated(e),
+            ApiError::Internal(cause) => return Described::Internal(cause),
+        };
+        Described::Client(info)
     }
 }

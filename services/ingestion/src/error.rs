@@ -1,9 +1,8 @@
 //! The ingestion service's one error type. Codes are listed in `docs/errors.md`.
 
+use actix_web::ResponseError;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use mkt_error::{ErrorInfo, render};
+use mkt_error::{DescribeError, Described, ErrorInfo, field_details};
 
 use crate::domain::FieldErrors;
 
@@ -71,50 +70,24 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<DieselError> for ApiError {
-    fn from(error: DieselError) -> Self {
-        if let DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &error {
-            match info.constraint_name() {
-                Some("customers_tenant_email_key") => {
-                    return ApiError::Conflict(
-                        "email_taken",
-                        "Another customer already has this email.",
-                    );
-                }
-                Some("customers_tenant_external_id_key") => {
-                    return ApiError::Conflict(
-                        "external_id_taken",
-                        "Another customer already has this external_id.",
-                    );
-                }
-                Some("orders_tenant_external_id_key") => {
-                    return ApiError::Conflict(
-                        "duplicate_order",
-                        "An order with this externalId already exists.",
-                    );
-                }
-                Some("idempotency_keys_pkey") => {
-                    return ApiError::Conflict(
-                        "idempotency_in_progress",
-                        "A request with this Idempotency-Key is being processed; retry shortly.",
-                    );
-                }
-                _ => {}
-            }
-        }
-        ApiError::Internal(error.into())
-    }
-}
-
-impl From<mkt_db::diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
-    fn from(error: mkt_db::diesel_async::pooled_connection::deadpool::PoolError) -> Self {
-        ApiError::Internal(anyhow::anyhow!("database pool: {error}"))
-    }
-}
-
-fn details(errors: &FieldErrors) -> serde_json::Value {
-    serde_json::to_value(errors).unwrap_or_default()
-}
+mkt_error::api_error!(ApiError, internal: ApiError::Internal, conflicts: {
+    "customers_tenant_email_key" => ApiError::Conflict(
+        "email_taken",
+        "Another customer already has this email.",
+    ),
+    "customers_tenant_external_id_key" => ApiError::Conflict(
+        "external_id_taken",
+        "Another customer already has this external_id.",
+    ),
+    "orders_tenant_external_id_key" => ApiError::Conflict(
+        "duplicate_order",
+        "An order with this externalId already exists.",
+    ),
+    "idempotency_keys_pkey" => ApiError::Conflict(
+        "idempotency_in_progress",
+        "A request with this Idempotency-Key is being processed; retry shortly.",
+    ),
+});
 
 impl ApiError {
     /// The status, code, message and details of this error.
@@ -125,19 +98,19 @@ impl ApiError {
                 "validation_failed",
                 "Invalid user data provided.",
             )
-            .with_details(details(errors)),
+            .with_details(field_details(errors)),
             ApiError::InvalidOrder(errors) => ErrorInfo::new(
                 StatusCode::BAD_REQUEST,
                 "validation_failed",
                 "Invalid order data provided.",
             )
-            .with_details(details(errors)),
+            .with_details(field_details(errors)),
             ApiError::InvalidEvent(errors) => ErrorInfo::new(
                 StatusCode::BAD_REQUEST,
                 "validation_failed",
                 "Invalid event data provided.",
             )
-            .with_details(details(errors)),
+            .with_details(field_details(errors)),
             ApiError::InvalidBody(reason) => ErrorInfo::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
@@ -148,7 +121,7 @@ impl ApiError {
                 "invalid_query",
                 "Invalid query parameters.",
             )
-            .with_details(details(errors)),
+            .with_details(field_details(errors)),
             ApiError::InvalidHeader(name, reason) => ErrorInfo::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_header",
@@ -164,7 +137,7 @@ impl ApiError {
                 "invalid_csv_header",
                 "The CSV header is not valid for this import.",
             )
-            .with_details(details(errors)),
+            .with_details(field_details(errors)),
             ApiError::ImportNotFound(id) => ErrorInfo::new(
                 StatusCode::NOT_FOUND,
                 "import_not_found",
@@ -213,19 +186,12 @@ impl ApiError {
     }
 }
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.info().status
-    }
-
-    fn error_response(&self) -> HttpResponse {
+impl DescribeError for ApiError {
+    fn describe(&self) -> Described<'_> {
         match self {
-            ApiError::Auth(e) => e.error_response(),
-            ApiError::Internal(cause) => {
-                tracing::error!(error = %format!("{cause:#}"), "request failed");
-                mkt_error::internal()
-            }
-            other => render(other.info()),
+            ApiError::Auth(e) => Described::Delegated(e),
+            ApiError::Internal(cause) => Described::Internal(cause),
+            other => Described::Client(other.info()),
         }
     }
 }

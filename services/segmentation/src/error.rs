@@ -1,8 +1,9 @@
 //! The segmentation service's one error type. Codes are listed in `docs/errors.md`.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use mkt_error::{ErrorInfo, render};
+use mkt_error::{
+    DescribeError, Described, ErrorInfo, FieldErrors, field_details, push_field_error,
+};
 
 use crate::domain::rules::RuleError;
 
@@ -32,80 +33,45 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for ApiError {
-    fn from(error: diesel::result::Error) -> Self {
-        ApiError::Internal(error.into())
-    }
-}
+mkt_error::api_error!(ApiError, internal: ApiError::Internal);
 
-impl From<mkt_db::diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
-    fn from(error: mkt_db::diesel_async::pooled_connection::deadpool::PoolError) -> Self {
-        ApiError::Internal(anyhow::anyhow!("database pool: {error}"))
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::InvalidCriteria(_)
-            | ApiError::InvalidBody(_)
-            | ApiError::InvalidSegment(_)
-            | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
-            ApiError::SegmentNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Auth(e) => e.status_code(),
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
+impl DescribeError for ApiError {
+    fn describe(&self) -> Described<'_> {
+        let info = match self {
             ApiError::InvalidCriteria(errors) => {
-                let mut details = serde_json::Map::new();
+                let mut details = FieldErrors::new();
                 for e in errors {
-                    let entry = details
-                        .entry(e.path.clone())
-                        .or_insert_with(|| serde_json::json!([]));
-                    if let Some(list) = entry.as_array_mut() {
-                        list.push(serde_json::Value::String(e.message.clone()));
-                    }
+                    push_field_error(&mut details, e.path.clone(), e.message.clone());
                 }
-                render(
-                    ErrorInfo::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_segment_criteria",
-                        "The segment rules are invalid.",
-                    )
-                    .with_details(serde_json::Value::Object(details)),
-                )
-            }
-            ApiError::InvalidSegment(details) => render(
                 ErrorInfo::new(
                     StatusCode::BAD_REQUEST,
-                    "validation_failed",
-                    "Invalid segment data provided.",
+                    "invalid_segment_criteria",
+                    "The segment rules are invalid.",
                 )
-                .with_details(details.clone()),
-            ),
-            ApiError::SegmentNotFound(id) => render(ErrorInfo::new(
+                .with_details(field_details(&details))
+            }
+            ApiError::InvalidSegment(details) => ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "Invalid segment data provided.",
+            )
+            .with_details(details.clone()),
+            ApiError::SegmentNotFound(id) => ErrorInfo::new(
                 StatusCode::NOT_FOUND,
                 "segment_not_found",
                 format!("Segment with ID {id} not found."),
-            )),
-            ApiError::InvalidBody(reason) => render(ErrorInfo::new(
+            ),
+            ApiError::InvalidBody(reason) => ErrorInfo::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
                 format!("Invalid JSON body: {reason}"),
-            )),
-            ApiError::InvalidQuery(reason) => render(ErrorInfo::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                reason.clone(),
-            )),
-            ApiError::Auth(e) => e.error_response(),
-            ApiError::Internal(cause) => {
-                tracing::error!(error = %format!("{cause:#}"), "request failed");
-                mkt_error::internal()
+            ),
+            ApiError::InvalidQuery(reason) => {
+                ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_query", reason.clone())
             }
-        }
+            ApiError::Auth(e) => return Described::Delegated(e),
+            ApiError::Internal(cause) => return Described::Internal(cause),
+        };
+        Described::Client(info)
     }
 }

@@ -1,13 +1,10 @@
 //! Handlers for consumed events. Each runs inside the consumer's transaction, together
 //! with the inbox row, so a redelivery has no second effect.
 
-use std::sync::Arc;
-
-use mkt_bus::consumer::{HandlerError, Incoming, Subscription};
-use mkt_contracts::Message;
-use mkt_contracts::v1::{self, routing};
+use mkt_bus::consumer::{HandlerError, Subscription};
+use mkt_contracts::v1;
+use mkt_contracts::{required_instant, uuid_field};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::store::customers::{self, CustomerRow, OrderRow};
 use crate::store::facts;
@@ -15,56 +12,29 @@ use crate::store::timeline::{self, TimelineRow};
 
 type Conn = diesel_async::AsyncPgConnection;
 
-macro_rules! subscription {
-    ($routing_key:expr, $handler:ident) => {
-        Subscription {
-            service: crate::SPEC.name.into(),
-            routing_key: $routing_key.into(),
-            handler: Arc::new(|conn, incoming| Box::pin($handler(conn, incoming))),
-        }
-    };
-}
-
 /// Every queue cdp-analytics consumes.
 pub fn subscriptions() -> Vec<Subscription> {
+    let service = crate::SPEC.name;
     vec![
-        subscription!(routing::CUSTOMER_UPSERTED, customer_upserted),
-        subscription!(routing::CUSTOMER_ERASED, customer_erased),
-        subscription!(routing::ORDER_PLACED, order_placed),
-        subscription!(routing::ORDER_UPDATED, order_updated),
-        subscription!(routing::BEHAVIOUR_TRACKED, behaviour_tracked),
-        subscription!(routing::DELIVERY_RECORDED, delivery_recorded),
+        Subscription::on(service, |conn, e| Box::pin(customer_upserted(conn, e))),
+        Subscription::on(service, |conn, e| Box::pin(customer_erased(conn, e))),
+        Subscription::on(service, |conn, e: v1::OrderPlaced| {
+            Box::pin(apply_order(conn, e.order))
+        }),
+        Subscription::on(service, |conn, e: v1::OrderUpdated| {
+            Box::pin(apply_order(conn, e.order))
+        }),
+        Subscription::on(service, |conn, e| Box::pin(behaviour_tracked(conn, e))),
+        Subscription::on(service, |conn, e| Box::pin(delivery_recorded(conn, e))),
     ]
 }
 
-fn tenant_checked(incoming: &Incoming, payload: &str) -> Result<(), HandlerError> {
-    if incoming.tenant_id == payload {
-        Ok(())
-    } else {
-        Err(HandlerError::Permanent(format!(
-            "tenant header {:?} does not match payload {payload:?}",
-            incoming.tenant_id
-        )))
-    }
-}
-
-fn uuid(raw: &str, what: &str) -> Result<Uuid, HandlerError> {
-    Uuid::parse_str(raw).map_err(|e| HandlerError::Permanent(format!("bad {what}: {e}")))
-}
-
-fn instant(
-    ts: Option<&mkt_contracts::Timestamp>,
-    what: &str,
-) -> Result<chrono::DateTime<chrono::Utc>, HandlerError> {
-    ts.and_then(mkt_contracts::from_timestamp)
-        .ok_or_else(|| HandlerError::Permanent(format!("event without {what}")))
-}
-
-async fn customer_upserted(conn: &mut Conn, incoming: &Incoming) -> Result<(), HandlerError> {
-    let event = v1::CustomerUpserted::decode(incoming.payload.as_slice())?;
-    tenant_checked(incoming, &event.tenant_id)?;
+async fn customer_upserted(
+    conn: &mut Conn,
+    event: v1::CustomerUpserted,
+) -> Result<(), HandlerError> {
     let row = CustomerRow {
-        customer_id: uuid(&event.customer_id, "customer_id")?,
+        customer_id: uuid_field(&event.customer_id, "customer_id")?,
         external_id: event.external_id,
         email: Some(event.email),
         name: Some(event.name),
@@ -80,10 +50,8 @@ async fn customer_upserted(conn: &mut Conn, incoming: &Incoming) -> Result<(), H
     Ok(())
 }
 
-async fn customer_erased(conn: &mut Conn, incoming: &Incoming) -> Result<(), HandlerError> {
-    let event = v1::CustomerErased::decode(incoming.payload.as_slice())?;
-    tenant_checked(incoming, &event.tenant_id)?;
-    let customer = uuid(&event.customer_id, "customer_id")?;
+async fn customer_erased(conn: &mut Conn, event: v1::CustomerErased) -> Result<(), HandlerError> {
+    let customer = uuid_field(&event.customer_id, "customer_id")?;
     let at = event
         .erased_at
         .as_ref()
@@ -95,22 +63,20 @@ async fn customer_erased(conn: &mut Conn, incoming: &Incoming) -> Result<(), Han
     Ok(())
 }
 
-async fn apply_order(
-    conn: &mut Conn,
-    incoming: &Incoming,
-    order: Option<v1::Order>,
-) -> Result<(), HandlerError> {
+async fn apply_order(conn: &mut Conn, order: Option<v1::Order>) -> Result<(), HandlerError> {
     let order = order.ok_or_else(|| HandlerError::Permanent("event without order".into()))?;
-    tenant_checked(incoming, &order.tenant_id)?;
+    let status = order
+        .current_status()
+        .ok_or_else(|| HandlerError::Permanent(format!("unknown status {:?}", order.status)))?;
     let row = OrderRow {
-        order_id: uuid(&order.order_id, "order_id")?,
-        customer_id: uuid(&order.customer_id, "customer_id")?,
+        order_id: uuid_field(&order.order_id, "order_id")?,
+        customer_id: uuid_field(&order.customer_id, "customer_id")?,
         external_id: order.external_id,
-        status: order.status,
+        status: status.name().to_owned(),
         total_amount: order.total_amount,
         currency: order.currency,
         items_count: i32::try_from(order.items.len()).unwrap_or(i32::MAX),
-        ordered_at: instant(order.ordered_at.as_ref(), "ordered_at")?,
+        ordered_at: required_instant(order.ordered_at.as_ref(), "ordered_at")?,
         version: order.version,
         tenant_id: order.tenant_id,
     };
@@ -119,26 +85,17 @@ async fn apply_order(
     Ok(())
 }
 
-async fn order_placed(conn: &mut Conn, incoming: &Incoming) -> Result<(), HandlerError> {
-    let event = v1::OrderPlaced::decode(incoming.payload.as_slice())?;
-    apply_order(conn, incoming, event.order).await
-}
-
-async fn order_updated(conn: &mut Conn, incoming: &Incoming) -> Result<(), HandlerError> {
-    let event = v1::OrderUpdated::decode(incoming.payload.as_slice())?;
-    apply_order(conn, incoming, event.order).await
-}
-
-async fn behaviour_tracked(conn: &mut Conn, incoming: &Incoming) -> Result<(), HandlerError> {
-    let event = v1::BehaviourTracked::decode(incoming.payload.as_slice())?;
-    tenant_checked(incoming, &event.tenant_id)?;
+async fn behaviour_tracked(
+    conn: &mut Conn,
+    event: v1::BehaviourTracked,
+) -> Result<(), HandlerError> {
     let properties: serde_json::Value =
         serde_json::from_str(&event.properties_json).unwrap_or_else(|_| json!({}));
     let row = TimelineRow {
         event_id: event.event_id,
-        customer_id: uuid(&event.customer_id, "customer_id")?,
+        customer_id: uuid_field(&event.customer_id, "customer_id")?,
         kind: event.event_type,
-        occurred_at: instant(event.occurred_at.as_ref(), "occurred_at")?,
+        occurred_at: required_instant(event.occurred_at.as_ref(), "occurred_at")?,
         details: json!({ "properties": properties }),
         tenant_id: event.tenant_id,
     };
@@ -146,9 +103,10 @@ async fn behaviour_tracked(conn: &mut Conn, incoming: &Incoming) -> Result<(), H
     Ok(())
 }
 
-async fn delivery_recorded(conn: &mut Conn, incoming: &Incoming) -> Result<(), HandlerError> {
-    let event = v1::DeliveryRecorded::decode(incoming.payload.as_slice())?;
-    tenant_checked(incoming, &event.tenant_id)?;
+async fn delivery_recorded(
+    conn: &mut Conn,
+    event: v1::DeliveryRecorded,
+) -> Result<(), HandlerError> {
     let channel = match event.channel() {
         v1::Channel::Email => "email",
         v1::Channel::Sms => "sms",
@@ -173,9 +131,9 @@ async fn delivery_recorded(conn: &mut Conn, incoming: &Incoming) -> Result<(), H
     }
     let row = TimelineRow {
         event_id: format!("delivery:{}", event.event_id),
-        customer_id: uuid(&event.customer_id, "customer_id")?,
+        customer_id: uuid_field(&event.customer_id, "customer_id")?,
         kind: format!("{channel}_{kind}"),
-        occurred_at: instant(event.occurred_at.as_ref(), "occurred_at")?,
+        occurred_at: required_instant(event.occurred_at.as_ref(), "occurred_at")?,
         details: json!({
             "message_id": event.message_id, "campaign": event.campaign_id,
             "provider": event.provider, "url": event.url,

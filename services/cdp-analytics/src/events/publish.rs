@@ -4,8 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use mkt_bus::outbox::OutgoingEvent;
-use mkt_contracts::Message;
-use mkt_contracts::v1::{self, routing};
+use mkt_contracts::v1;
 use uuid::Uuid;
 
 use crate::store::scores::{Crossing, RunScores};
@@ -24,7 +23,7 @@ pub fn scores_updated(scores: &RunScores<'_>, computed_at: DateTime<Utc>) -> Vec
         .customers
         .chunks(SCORES_PER_MESSAGE)
         .map(|chunk| {
-            let event = v1::ScoresUpdated {
+            OutgoingEvent::of(&v1::ScoresUpdated {
                 tenant_id: scores.tenant.to_owned(),
                 run_id: run.clone(),
                 computed_at: Some(computed_at),
@@ -44,13 +43,7 @@ pub fn scores_updated(scores: &RunScores<'_>, computed_at: DateTime<Utc>) -> Vec
                         currency: scores.currency.to_owned(),
                     })
                     .collect(),
-            };
-            OutgoingEvent {
-                routing_key: routing::ANALYTICS_SCORES_UPDATED,
-                tenant_id: scores.tenant.to_owned(),
-                aggregate_id: scores.tenant.to_owned(),
-                payload: event.encode_to_vec(),
-            }
+            })
         })
         .collect()
 }
@@ -64,11 +57,8 @@ pub fn churn_alerts(
 ) -> Vec<OutgoingEvent> {
     crossings
         .iter()
-        .map(|c| OutgoingEvent {
-            routing_key: routing::CHURN_ALERT,
-            tenant_id: tenant.to_owned(),
-            aggregate_id: c.customer_id.to_string(),
-            payload: v1::ChurnAlert {
+        .map(|c| {
+            OutgoingEvent::of(&v1::ChurnAlert {
                 tenant_id: tenant.to_owned(),
                 customer_id: c.customer_id.to_string(),
                 previous_risk: c.previous_risk.clone(),
@@ -76,8 +66,7 @@ pub fn churn_alerts(
                 churn_probability: c.churn_probability,
                 detected_at: Some(mkt_contracts::timestamp(at)),
                 run_id: run.to_string(),
-            }
-            .encode_to_vec(),
+            })
         })
         .collect()
 }

@@ -12,13 +12,15 @@ use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::{Array, BigInt, Bpchar, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use mkt_contracts::v1::OrderStatus;
 use uuid::Uuid;
 
 use crate::domain::scoring::CustomerFacts;
 
 /// The facts of one customer, recomputed from the orders in one statement: counted
 /// orders per currency, grouped, unless the customer was erased. `$1` tenant, `$2`
-/// customer (`NULL`: every customer of the tenant, as [`rebuild`] needs).
+/// customer (`NULL`: every customer of the tenant, as [`rebuild`] needs), `$3` the statuses
+/// that do not count (`OrderStatus::uncounted_names`).
 const FACTS_FROM_ORDERS: &str = "\
     INSERT INTO customer_facts (tenant_id, customer_id, currency, orders, spent, first_day, \
         last_day, purchase_days, repeat_spent, last_order_at) \
@@ -32,7 +34,7 @@ const FACTS_FROM_ORDERS: &str = "\
                    OVER (PARTITION BY customer_id, currency) AS first_day \
         FROM orders \
         WHERE tenant_id = $1 AND ($2::uuid IS NULL OR customer_id = $2) \
-          AND status NOT IN ('cancelled', 'refunded') \
+          AND status <> ALL($3::text[]) \
     ) o \
     WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.tenant_id = o.tenant_id \
                       AND c.customer_id = o.customer_id AND c.erased_at IS NOT NULL) \
@@ -61,6 +63,7 @@ pub async fn refresh(
     diesel::sql_query(FACTS_FROM_ORDERS)
         .bind::<Text, _>(tenant)
         .bind::<Nullable<SqlUuid>, _>(Some(customer))
+        .bind::<Array<Text>, _>(OrderStatus::uncounted_names())
         .execute(conn)
         .await?;
     Ok(())
@@ -87,6 +90,7 @@ pub async fn rebuild(conn: &mut AsyncPgConnection, tenant: &str) -> QueryResult<
     diesel::sql_query(FACTS_FROM_ORDERS)
         .bind::<Text, _>(tenant)
         .bind::<Nullable<SqlUuid>, _>(None::<Uuid>)
+        .bind::<Array<Text>, _>(OrderStatus::uncounted_names())
         .execute(conn)
         .await?;
     Ok(())
@@ -206,11 +210,12 @@ pub async fn main_currency(
 ) -> QueryResult<Option<String>> {
     let rows: Vec<CurrencyCount> = diesel::sql_query(
         "SELECT currency, count(*) AS orders FROM orders \
-         WHERE tenant_id = $1 AND ordered_at <= $2 AND status NOT IN ('cancelled', 'refunded') \
+         WHERE tenant_id = $1 AND ordered_at <= $2 AND status <> ALL($3::text[]) \
          GROUP BY currency",
     )
     .bind::<Text, _>(tenant)
     .bind::<Timestamptz, _>(as_of)
+    .bind::<Array<Text>, _>(OrderStatus::uncounted_names())
     .load(conn)
     .await?;
     Ok(main_of(rows.into_iter().map(|r| (r.currency, r.orders))))
@@ -251,7 +256,7 @@ pub async fn from_orders(
         "SELECT o.customer_id, o.total_amount, o.ordered_at \
          FROM orders o \
          WHERE o.tenant_id = $1 AND o.currency = $2 AND o.ordered_at <= $3 \
-           AND o.status NOT IN ('cancelled', 'refunded') \
+           AND o.status <> ALL($5::text[]) \
            AND ($4::uuid[] IS NULL OR o.customer_id = ANY($4)) \
            AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.tenant_id = o.tenant_id \
                            AND c.customer_id = o.customer_id AND c.erased_at IS NOT NULL)",
@@ -260,6 +265,7 @@ pub async fn from_orders(
     .bind::<Bpchar, _>(currency)
     .bind::<Timestamptz, _>(as_of)
     .bind::<Nullable<Array<SqlUuid>>, _>(only)
+    .bind::<Array<Text>, _>(OrderStatus::uncounted_names())
     .load_stream::<OrderFact>(conn)
     .await?;
     let mut folded = FactsFold::default();

@@ -119,7 +119,7 @@ pub async fn list(
     let (page, limit) = page.resolve()?;
     let status = match filter.status.as_deref() {
         None => None,
-        Some(raw) => Some(OrderStatus::parse(raw).ok_or_else(status_error)?),
+        Some(raw) => Some(OrderStatus::from_name(raw).ok_or_else(status_error)?),
     };
     let (data, total) = service::orders::list(
         &infra,
@@ -179,7 +179,7 @@ pub async fn set_status(
     principal.require_any(&[Role::Ingest])?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let patch: OrderStatusPatch = parse(body.into_inner())?;
-    let status = OrderStatus::parse(patch.status.trim()).ok_or_else(status_error)?;
+    let status = OrderStatus::from_name(patch.status.trim()).ok_or_else(status_error)?;
     Ok(respond(
         service::orders::set_status(
             &infra,

@@ -5,15 +5,9 @@ pub mod event;
 pub mod import;
 pub mod order;
 
-use std::collections::BTreeMap;
-
-/// Validation failures keyed by field path, as the error envelope's `details`.
-pub type FieldErrors = BTreeMap<String, Vec<String>>;
-
+pub use mkt_error::FieldErrors;
 /// Records a problem with the field at `path`.
-pub fn push(errors: &mut FieldErrors, path: impl Into<String>, problem: impl Into<String>) {
-    errors.entry(path.into()).or_default().push(problem.into());
-}
+pub use mkt_error::push_field_error as push;
 
 /// Trims `value`, treats blank as absent, and checks presence and length.
 pub fn text(

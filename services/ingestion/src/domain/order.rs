@@ -57,58 +57,22 @@ pub struct OrderItemInput {
     pub total: Option<i64>,
 }
 
-/// Order statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    /// Paid, not shipped.
-    Processing,
-    /// On its way.
-    Shipped,
-    /// Received.
-    Delivered,
-    /// Cancelled before delivery (does not count as spend).
-    Cancelled,
-    /// Money returned (does not count as spend).
-    Refunded,
-}
+/// Order statuses: the event contract's enum, so ingestion, the events and every
+/// consumer share one list of names and one rule for what counts towards revenue
+/// (`OrderStatus::counts_towards_revenue`). `Unspecified` never leaves this service:
+/// [`OrderStatus::from_name`] does not produce it.
+pub use mkt_contracts::v1::OrderStatus;
 
-impl OrderStatus {
-    /// Every status.
-    pub const ALL: [OrderStatus; 5] = [
-        OrderStatus::Processing,
-        OrderStatus::Shipped,
-        OrderStatus::Delivered,
-        OrderStatus::Cancelled,
-        OrderStatus::Refunded,
-    ];
-
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Processing => "processing",
-            OrderStatus::Shipped => "shipped",
-            OrderStatus::Delivered => "delivered",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Refunded => "refunded",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
-    }
-
-    /// Whether an order may move from `self` to `next`. Cancelled and refunded are
-    /// final; a delivered order can only be refunded.
-    pub fn may_become(self, next: OrderStatus) -> bool {
-        use OrderStatus::*;
-        matches!(
-            (self, next),
-            (Processing, Shipped | Delivered | Cancelled | Refunded)
-                | (Shipped, Delivered | Cancelled | Refunded)
-                | (Delivered, Refunded)
-        )
-    }
+/// Whether an order may move from `from` to `next`. Cancelled and refunded are final; a
+/// delivered order can only be refunded.
+pub fn may_become(from: OrderStatus, next: OrderStatus) -> bool {
+    use OrderStatus::*;
+    matches!(
+        (from, next),
+        (Processing, Shipped | Delivered | Cancelled | Refunded)
+            | (Shipped, Delivered | Cancelled | Refunded)
+            | (Delivered, Refunded)
+    )
 }
 
 /// A validated order line.
@@ -239,7 +203,7 @@ impl OrderInput {
         };
         let status = match self.status.as_deref().map(str::trim) {
             None => OrderStatus::Processing,
-            Some(raw) => OrderStatus::parse(raw).unwrap_or_else(|| {
+            Some(raw) => OrderStatus::from_name(raw).unwrap_or_else(|| {
                 push(
                     &mut errors,
                     "status",
@@ -393,9 +357,9 @@ mod tests {
 
     #[test]
     fn refunds_and_cancellations_are_final() {
-        assert!(OrderStatus::Delivered.may_become(OrderStatus::Refunded));
-        assert!(!OrderStatus::Refunded.may_become(OrderStatus::Delivered));
-        assert!(!OrderStatus::Cancelled.may_become(OrderStatus::Processing));
-        assert!(!OrderStatus::Delivered.may_become(OrderStatus::Cancelled));
+        assert!(may_become(OrderStatus::Delivered, OrderStatus::Refunded));
+        assert!(!may_become(OrderStatus::Refunded, OrderStatus::Delivered));
+        assert!(!may_become(OrderStatus::Cancelled, OrderStatus::Processing));
+        assert!(!may_become(OrderStatus::Delivered, OrderStatus::Cancelled));
     }
 }

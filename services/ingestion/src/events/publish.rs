@@ -2,8 +2,9 @@
 
 use diesel_async::AsyncPgConnection;
 use mkt_bus::outbox::{OutgoingEvent, enqueue};
-use mkt_contracts::Message;
-use mkt_contracts::v1::{self, routing};
+use mkt_contracts::v1;
+
+use crate::domain::order::OrderStatus;
 
 use crate::store::customers::CustomerRow;
 use crate::store::events::EventRow;
@@ -14,7 +15,10 @@ pub async fn customers_upserted(
     conn: &mut AsyncPgConnection,
     rows: &[CustomerRow],
 ) -> diesel::QueryResult<()> {
-    let events: Vec<OutgoingEvent> = rows.iter().map(customer_upserted_event).collect();
+    let events: Vec<OutgoingEvent> = rows
+        .iter()
+        .map(|row| OutgoingEvent::of(&customer_upserted_event(row)))
+        .collect();
     mkt_bus::outbox::enqueue_many(conn, &events).await
 }
 
@@ -27,7 +31,7 @@ pub async fn customer_upserted(
     Ok(())
 }
 
-fn customer_upserted_event(row: &CustomerRow) -> OutgoingEvent {
+fn customer_upserted_event(row: &CustomerRow) -> v1::CustomerUpserted {
     let address = match (
         &row.street,
         &row.city,
@@ -46,7 +50,7 @@ fn customer_upserted_event(row: &CustomerRow) -> OutgoingEvent {
         }
         _ => None,
     };
-    let event = v1::CustomerUpserted {
+    v1::CustomerUpserted {
         tenant_id: row.tenant_id.clone(),
         customer_id: row.id.to_string(),
         external_id: row.external_id.clone(),
@@ -66,12 +70,6 @@ fn customer_upserted_event(row: &CustomerRow) -> OutgoingEvent {
             push: row.consent_push,
         }),
         version: row.version,
-    };
-    OutgoingEvent {
-        routing_key: routing::CUSTOMER_UPSERTED,
-        tenant_id: row.tenant_id.clone(),
-        aggregate_id: row.id.to_string(),
-        payload: event.encode_to_vec(),
     }
 }
 
@@ -87,20 +85,12 @@ pub async fn customer_erased(
         customer_id: customer_id.to_string(),
         erased_at: Some(mkt_contracts::timestamp(at)),
     };
-    enqueue(
-        conn,
-        &OutgoingEvent {
-            routing_key: routing::CUSTOMER_ERASED,
-            tenant_id: tenant.to_owned(),
-            aggregate_id: customer_id.to_string(),
-            payload: event.encode_to_vec(),
-        },
-    )
-    .await?;
+    enqueue(conn, &event).await?;
     Ok(())
 }
 
 fn order_message(order: &OrderRow, items: &[ItemRow]) -> v1::Order {
+    let status = OrderStatus::from_name(&order.status).unwrap_or(OrderStatus::Unspecified);
     v1::Order {
         tenant_id: order.tenant_id.clone(),
         order_id: order.id.to_string(),
@@ -123,11 +113,11 @@ fn order_message(order: &OrderRow, items: &[ItemRow]) -> v1::Order {
             })
             .collect(),
         version: order.version,
+        status_code: status as i32,
     }
 }
 
-/// `order.placed.v1`. Aggregate: the customer, so one customer's orders and their
-/// updates stay in order for consumers that aggregate per customer.
+/// `order.placed.v1` (aggregate: the customer, see `mkt_contracts::Event`).
 pub async fn order_placed(
     conn: &mut AsyncPgConnection,
     order: &OrderRow,
@@ -136,16 +126,7 @@ pub async fn order_placed(
     let event = v1::OrderPlaced {
         order: Some(order_message(order, items)),
     };
-    enqueue(
-        conn,
-        &OutgoingEvent {
-            routing_key: routing::ORDER_PLACED,
-            tenant_id: order.tenant_id.clone(),
-            aggregate_id: order.customer_id.to_string(),
-            payload: event.encode_to_vec(),
-        },
-    )
-    .await?;
+    enqueue(conn, &event).await?;
     Ok(())
 }
 
@@ -154,22 +135,15 @@ pub async fn order_updated(
     conn: &mut AsyncPgConnection,
     order: &OrderRow,
     items: &[ItemRow],
-    previous_status: &str,
+    previous_status: OrderStatus,
 ) -> diesel::QueryResult<()> {
     let event = v1::OrderUpdated {
         order: Some(order_message(order, items)),
-        previous_status: previous_status.to_owned(),
+        // The deprecated string is still written until every consumer reads the enum.
+        previous_status: previous_status.name().to_owned(),
+        previous_status_code: previous_status as i32,
     };
-    enqueue(
-        conn,
-        &OutgoingEvent {
-            routing_key: routing::ORDER_UPDATED,
-            tenant_id: order.tenant_id.clone(),
-            aggregate_id: order.customer_id.to_string(),
-            payload: event.encode_to_vec(),
-        },
-    )
-    .await?;
+    enqueue(conn, &event).await?;
     Ok(())
 }
 
@@ -186,15 +160,6 @@ pub async fn behaviour_tracked(
         properties_json: row.properties.to_string(),
         occurred_at: Some(mkt_contracts::timestamp(row.occurred_at)),
     };
-    enqueue(
-        conn,
-        &OutgoingEvent {
-            routing_key: routing::BEHAVIOUR_TRACKED,
-            tenant_id: row.tenant_id.clone(),
-            aggregate_id: row.customer_id.to_string(),
-            payload: event.encode_to_vec(),
-        },
-    )
-    .await?;
+    enqueue(conn, &event).await?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use mkt_runtime::Infra;
 use uuid::Uuid;
 
 use super::{Idempotency, Reply, execute};
-use crate::domain::order::{OrderStatus, ValidOrder};
+use crate::domain::order::{OrderStatus, ValidOrder, may_become};
 use crate::error::ApiError;
 use crate::events::publish;
 use crate::store::{customers, orders};
@@ -130,7 +130,7 @@ pub async fn set_status(
                 let (current, items) = orders::find(conn, &tenant_id, id, true)
                     .await?
                     .ok_or_else(|| ApiError::OrderNotFound(id.to_string()))?;
-                let previous = OrderStatus::parse(&current.status).ok_or_else(|| {
+                let previous = OrderStatus::from_name(&current.status).ok_or_else(|| {
                     ApiError::Internal(anyhow::anyhow!("stored status {:?}", current.status))
                 })?;
                 if previous == status {
@@ -139,14 +139,14 @@ pub async fn set_status(
                         envelope("Order unchanged.", OrderData::from_rows(current, items)),
                     ));
                 }
-                if !previous.may_become(status) {
+                if !may_become(previous, status) {
                     return Err(ApiError::InvalidTransition {
-                        from: previous.as_str().into(),
-                        to: status.as_str().into(),
+                        from: previous.name().into(),
+                        to: status.name().into(),
                     });
                 }
                 let updated = orders::set_status(conn, &current, status).await?;
-                publish::order_updated(conn, &updated, &items, previous.as_str()).await?;
+                publish::order_updated(conn, &updated, &items, previous).await?;
                 Ok(Reply::new(
                     200,
                     envelope("Order updated.", OrderData::from_rows(updated, items)),

@@ -79,7 +79,7 @@ pub async fn insert(
             orders::customer_id.eq(customer_id),
             orders::total_amount.eq(order.total_amount),
             orders::currency.eq(&order.currency),
-            orders::status.eq(order.status.as_str()),
+            orders::status.eq(order.status.name()),
             orders::promo_code.eq(&order.promo_code),
             orders::ordered_at.eq(order.ordered_at.unwrap_or(now)),
             orders::created_at.eq(now),
@@ -164,7 +164,7 @@ pub async fn list(
             query = query.filter(orders::customer_id.eq(customer));
         }
         if let Some(status) = status {
-            query = query.filter(orders::status.eq(status.as_str()));
+            query = query.filter(orders::status.eq(status.name()));
         }
         query
     };
@@ -191,7 +191,7 @@ pub async fn set_status(
             .filter(orders::id.eq(order.id)),
     )
     .set((
-        orders::status.eq(status.as_str()),
+        orders::status.eq(status.name()),
         orders::updated_at.eq(Utc::now()),
         orders::version.eq(orders::version + 1),
     ))

@@ -1,11 +1,9 @@
 //! Handlers for consumed events. Each runs inside the consumer's transaction, together
 //! with the inbox row, so a redelivery has no second effect.
 
-use std::sync::Arc;
-
-use mkt_bus::consumer::{HandlerError, Incoming, Subscription};
-use mkt_contracts::Message;
-use mkt_contracts::v1::{self, routing};
+use mkt_bus::consumer::{HandlerError, Subscription};
+use mkt_contracts::v1;
+use mkt_contracts::{required_instant, uuid_field};
 use uuid::Uuid;
 
 use chrono::Utc;
@@ -21,60 +19,43 @@ use crate::store::scores::{self, ScoresUpdate};
 /// segment membership is then re-evaluated in the same transaction.
 type Touched = (String, Vec<Uuid>);
 
-/// Subscribes `handler` to `routing_key`; after it, every customer it touched is
+/// Subscribes `handler` to its event type; after it, every customer it touched is
 /// re-evaluated against the tenant's dynamic segments (see `service::membership`).
 macro_rules! subscription {
-    ($routing_key:expr, $handler:ident) => {
-        Subscription {
-            service: crate::SPEC.name.into(),
-            routing_key: $routing_key.into(),
-            handler: Arc::new(|conn, incoming| {
-                Box::pin(async move {
-                    let (tenant, customers) = $handler(conn, incoming).await?;
-                    if !customers.is_empty() {
-                        membership::customers_changed(conn, &tenant, &customers, Utc::now())
-                            .await?;
-                    }
-                    Ok(())
-                })
-            }),
-        }
+    ($handler:ident) => {
+        Subscription::on(crate::SPEC.name, |conn, event| {
+            Box::pin(async move {
+                let (tenant, customers) = $handler(conn, event).await?;
+                if !customers.is_empty() {
+                    membership::customers_changed(conn, &tenant, &customers, Utc::now()).await?;
+                }
+                Ok(())
+            })
+        })
     };
 }
 
 /// Every queue segmentation consumes.
 pub fn subscriptions() -> Vec<Subscription> {
     vec![
-        subscription!(routing::CUSTOMER_UPSERTED, customer_upserted),
-        subscription!(routing::CUSTOMER_ERASED, customer_erased),
-        subscription!(routing::ORDER_PLACED, order_placed),
-        subscription!(routing::ORDER_UPDATED, order_updated),
-        subscription!(routing::BEHAVIOUR_TRACKED, behaviour_tracked),
-        subscription!(routing::ANALYTICS_SCORES_UPDATED, scores_updated),
-        subscription!(routing::DELIVERY_RECORDED, delivery_recorded),
+        subscription!(customer_upserted),
+        subscription!(customer_erased),
+        subscription!(order_placed),
+        subscription!(order_updated),
+        subscription!(behaviour_tracked),
+        subscription!(scores_updated),
+        subscription!(delivery_recorded),
     ]
 }
 
-fn tenant_checked(header: &str, payload: &str) -> Result<(), HandlerError> {
-    if header == payload {
-        Ok(())
-    } else {
-        Err(HandlerError::Permanent(format!(
-            "tenant header {header:?} does not match payload {payload:?}"
-        )))
-    }
-}
-
 fn customer_id(raw: &str) -> Result<Uuid, HandlerError> {
-    Uuid::parse_str(raw).map_err(|e| HandlerError::Permanent(format!("bad customer_id: {e}")))
+    Ok(uuid_field(raw, "customer_id")?)
 }
 
 async fn customer_upserted(
     conn: &mut diesel_async::AsyncPgConnection,
-    incoming: &Incoming,
+    event: v1::CustomerUpserted,
 ) -> Result<Touched, HandlerError> {
-    let event = v1::CustomerUpserted::decode(incoming.payload.as_slice())?;
-    tenant_checked(&incoming.tenant_id, &event.tenant_id)?;
     let address = event.address.unwrap_or_default();
     let consent = event.consent.unwrap_or_default();
     let profile = ProfileUpsert {
@@ -113,10 +94,8 @@ async fn customer_upserted(
 
 async fn customer_erased(
     conn: &mut diesel_async::AsyncPgConnection,
-    incoming: &Incoming,
+    event: v1::CustomerErased,
 ) -> Result<Touched, HandlerError> {
-    let event = v1::CustomerErased::decode(incoming.payload.as_slice())?;
-    tenant_checked(&incoming.tenant_id, &event.tenant_id)?;
     let at = event
         .erased_at
         .as_ref()
@@ -131,24 +110,20 @@ async fn customer_erased(
 
 async fn apply_order(
     conn: &mut diesel_async::AsyncPgConnection,
-    incoming: &Incoming,
     order: Option<v1::Order>,
 ) -> Result<Touched, HandlerError> {
     let order = order.ok_or_else(|| HandlerError::Permanent("event without order".into()))?;
-    tenant_checked(&incoming.tenant_id, &order.tenant_id)?;
+    let status = order
+        .current_status()
+        .ok_or_else(|| HandlerError::Permanent(format!("unknown status {:?}", order.status)))?;
     let state = OrderState {
-        order_id: Uuid::parse_str(&order.order_id)
-            .map_err(|e| HandlerError::Permanent(format!("bad order_id: {e}")))?,
+        order_id: uuid_field(&order.order_id, "order_id")?,
         customer_id: customer_id(&order.customer_id)?,
-        status: order.status,
+        status: status.name().to_owned(),
         total_amount: order.total_amount,
         currency: order.currency,
         promo_code: order.promo_code,
-        ordered_at: order
-            .ordered_at
-            .as_ref()
-            .and_then(mkt_contracts::from_timestamp)
-            .ok_or_else(|| HandlerError::Permanent("order without ordered_at".into()))?,
+        ordered_at: required_instant(order.ordered_at.as_ref(), "ordered_at")?,
         version: order.version,
         tenant_id: order.tenant_id,
     };
@@ -161,38 +136,29 @@ async fn apply_order(
 
 async fn order_placed(
     conn: &mut diesel_async::AsyncPgConnection,
-    incoming: &Incoming,
+    event: v1::OrderPlaced,
 ) -> Result<Touched, HandlerError> {
-    let event = v1::OrderPlaced::decode(incoming.payload.as_slice())?;
-    apply_order(conn, incoming, event.order).await
+    apply_order(conn, event.order).await
 }
 
 async fn order_updated(
     conn: &mut diesel_async::AsyncPgConnection,
-    incoming: &Incoming,
+    event: v1::OrderUpdated,
 ) -> Result<Touched, HandlerError> {
-    let event = v1::OrderUpdated::decode(incoming.payload.as_slice())?;
-    apply_order(conn, incoming, event.order).await
+    apply_order(conn, event.order).await
 }
 
 async fn behaviour_tracked(
     conn: &mut diesel_async::AsyncPgConnection,
-    incoming: &Incoming,
+    event: v1::BehaviourTracked,
 ) -> Result<Touched, HandlerError> {
-    let event = v1::BehaviourTracked::decode(incoming.payload.as_slice())?;
-    tenant_checked(&incoming.tenant_id, &event.tenant_id)?;
     let tracked = TrackedEvent {
-        event_id: Uuid::parse_str(&event.event_id)
-            .map_err(|e| HandlerError::Permanent(format!("bad event_id: {e}")))?,
+        event_id: uuid_field(&event.event_id, "event_id")?,
         customer_id: customer_id(&event.customer_id)?,
         event_type: event.event_type,
         properties: serde_json::from_str(&event.properties_json)
             .unwrap_or_else(|_| serde_json::json!({})),
-        occurred_at: event
-            .occurred_at
-            .as_ref()
-            .and_then(mkt_contracts::from_timestamp)
-            .ok_or_else(|| HandlerError::Permanent("event without occurred_at".into()))?,
+        occurred_at: required_instant(event.occurred_at.as_ref(), "occurred_at")?,
         tenant_id: event.tenant_id,
     };
     events::insert(conn, &tracked).await?;
@@ -201,15 +167,9 @@ async fn behaviour_tracked(
 
 async fn scores_updated(
     conn: &mut diesel_async::AsyncPgConnection,
-    incoming: &Incoming,
+    event: v1::ScoresUpdated,
 ) -> Result<Touched, HandlerError> {
-    let event = v1::ScoresUpdated::decode(incoming.payload.as_slice())?;
-    tenant_checked(&incoming.tenant_id, &event.tenant_id)?;
-    let computed_at = event
-        .computed_at
-        .as_ref()
-        .and_then(mkt_contracts::from_timestamp)
-        .ok_or_else(|| HandlerError::Permanent("scores without computed_at".into()))?;
+    let computed_at = required_instant(event.computed_at.as_ref(), "computed_at")?;
     let updates = event
         .scores
         .into_iter()
@@ -235,10 +195,8 @@ async fn scores_updated(
 
 async fn delivery_recorded(
     conn: &mut diesel_async::AsyncPgConnection,
-    incoming: &Incoming,
+    event: v1::DeliveryRecorded,
 ) -> Result<Touched, HandlerError> {
-    let event = v1::DeliveryRecorded::decode(incoming.payload.as_slice())?;
-    tenant_checked(&incoming.tenant_id, &event.tenant_id)?;
     let customer = customer_id(&event.customer_id)?;
     let email = event.channel() == v1::Channel::Email;
     let engagement = match event.kind() {
@@ -253,11 +211,7 @@ async fn delivery_recorded(
             "delivery event without message_id".into(),
         ));
     }
-    let at = event
-        .occurred_at
-        .as_ref()
-        .and_then(mkt_contracts::from_timestamp)
-        .ok_or_else(|| HandlerError::Permanent("delivery event without occurred_at".into()))?;
+    let at = required_instant(event.occurred_at.as_ref(), "occurred_at")?;
     let counted = engagement::record(
         conn,
         &event.tenant_id,

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use mkt_bus::outbox::{OutgoingEvent, enqueue_many};
-use mkt_contracts::Message;
-use mkt_contracts::v1::{self, routing};
+use mkt_contracts::v1;
 use uuid::Uuid;
 
 use crate::store::members::{Change, MembershipChange};
@@ -29,7 +28,7 @@ pub async fn membership_changed(
     let events: Vec<OutgoingEvent> = changes
         .iter()
         .map(|c| {
-            let event = v1::SegmentMembershipChanged {
+            OutgoingEvent::of(&v1::SegmentMembershipChanged {
                 tenant_id: tenant.to_owned(),
                 segment_id: c.segment_id.to_string(),
                 customer_id: c.customer_id.to_string(),
@@ -40,13 +39,7 @@ pub async fn membership_changed(
                 reason: reason as i32,
                 changed_at: Some(mkt_contracts::timestamp(at)),
                 segment_name: names.get(&c.segment_id).cloned().unwrap_or_default(),
-            };
-            OutgoingEvent {
-                routing_key: routing::SEGMENT_MEMBERSHIP_CHANGED,
-                tenant_id: tenant.to_owned(),
-                aggregate_id: c.segment_id.to_string(),
-                payload: event.encode_to_vec(),
-            }
+            })
         })
         .collect();
     // Large recomputations go out in slices so one statement stays bounded.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use mkt_contracts::v1::OrderStatus;
 use uuid::Uuid;
 
 use super::schema::{customer_orders, customer_profiles};
@@ -17,7 +18,7 @@ pub struct OrderState {
     pub order_id: Uuid,
     /// Customer.
     pub customer_id: Uuid,
-    /// Status.
+    /// The status's name (`OrderStatus::name`); which ones count is the contract's rule.
     pub status: String,
     /// Total in minor units.
     pub total_amount: i64,
@@ -79,7 +80,7 @@ pub async fn refresh_aggregates(
     let counted = o::customer_orders
         .filter(o::tenant_id.eq(tenant))
         .filter(o::customer_id.eq(customer))
-        .filter(o::status.ne_all(["cancelled", "refunded"]));
+        .filter(o::status.ne_all(OrderStatus::uncounted_names()));
     let (count, spent, first, last): OrderTotals = counted
         .select((
             diesel::dsl::count_star(),
