@@ -32,7 +32,7 @@ pub struct ServiceSpec {
     pub name: &'static str,
     /// Its Postgres schema (and role) name.
     pub schema: &'static str,
-    /// Its own migrations (the bus tables are added in front).
+    /// Its own migrations ([`SHARED_MIGRATIONS`] are added in front).
     pub migrations: &'static diesel_migrations::EmbeddedMigrations,
 }
 
@@ -159,8 +159,19 @@ pub async fn migrate(spec: &ServiceSpec, database: &DbConfig) -> anyhow::Result<
     Ok(applied)
 }
 
-fn migrations(spec: &ServiceSpec) -> Migrations {
-    Migrations(vec![&mkt_bus::MIGRATIONS, spec.migrations])
+/// The tables every service schema gets before its own: the bus's outbox and inbox, and
+/// the job runner's queue.
+pub static SHARED_MIGRATIONS: [&diesel_migrations::EmbeddedMigrations; 2] =
+    [&mkt_bus::MIGRATIONS, &mkt_jobs::MIGRATIONS];
+
+/// Every migration of `spec`'s schema: [`SHARED_MIGRATIONS`], then its own.
+pub fn migrations(spec: &ServiceSpec) -> Migrations {
+    let mut all = Migrations(Vec::new());
+    for shared in SHARED_MIGRATIONS {
+        all.0.push(shared);
+    }
+    all.0.push(spec.migrations);
+    all
 }
 
 /// Starts everything and returns once the HTTP listener is bound.

@@ -56,12 +56,9 @@ fn with_database(url: &str, database: &str) -> String {
 }
 
 fn fingerprint(spec: &ServiceSpec) -> String {
-    use diesel::migration::MigrationSource;
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let sources: [&dyn MigrationSource<diesel::pg::Pg>; 2] =
-        [&mkt_bus::MIGRATIONS, spec.migrations];
-    for source in sources {
+    for source in mkt_runtime::migrations(spec).0 {
         for migration in source.migrations().expect("embedded migrations") {
             migration.name().to_string().hash(&mut hasher);
         }

@@ -10,7 +10,7 @@ async fn schema_rs_matches_the_migrated_database() {
         &url,
         cdp_analytics::SPEC.schema,
         include_str!("../src/store/schema.rs"),
-        &["outbox_messages", "inbox_messages"],
+        &["outbox_messages", "inbox_messages", "jobs"],
     )
     .await;
 }

@@ -1,6 +1,7 @@
 //! Processing runs: requested through the API (seed 004's `/process`) or by the nightly
-//! schedule, queued in Postgres and executed by a leased worker, so an accepted run
-//! survives a restart. A synchronous request executes its run inline and answers with
+//! schedule, queued on the shared job runner (mkt-jobs, queue [`QUEUE`]) in the
+//! transaction that records the run, so an accepted run survives a restart and a dead
+//! worker's run is taken over. A synchronous request executes its run inline and answers with
 //! the results; `"async": true` answers 202 and the status route reports progress.
 //!
 //! A run with `as_of` is a backtest: it answers with its results and models but does not
@@ -11,10 +12,12 @@
 //! move with the calendar) and no order changed since it started. The skipped run then
 //! reports that run's results.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use mkt_jobs::{Job, JobError, NewJob};
 use mkt_runtime::Infra;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -27,15 +30,17 @@ use crate::store::scores::{self, RunScores};
 use crate::store::{customers, facts};
 use mkt_bus::outbox::enqueue_many;
 
-/// How long a worker's claim on a run lasts without progress.
-pub const LEASE_SECONDS: i64 = 120;
+/// The job queue (mkt-jobs) runs execute on.
+pub const QUEUE: &str = "cdp-analytics.processing-runs";
+/// Starts a run gets (a worker dying mid-run counts as one) before it is failed.
+const MAX_ATTEMPTS: i32 = 3;
 
 /// `statement_timeout` for a run's bulk statements (reading every counted order,
 /// writing every score), set with `SET LOCAL` in their transactions. The pool's own
 /// timeout (5 s by default) guards the API's requests; a run's reads of every customer's
 /// facts (or, for a backtest, every order) and its load of every score take longer at
-/// scale (`docs/benchmarks.md`), so a run gets this instead. It stays below the lease,
-/// which a run renews between its phases.
+/// scale (`docs/benchmarks.md`), so a run gets this instead. The job's heartbeat keeps
+/// the run's lease alive meanwhile.
 const BATCH_STATEMENT_TIMEOUT: &str = "SET LOCAL statement_timeout = '100s'";
 
 /// A processing request (seed 004 plus `as_of` and `async`).
@@ -56,21 +61,33 @@ pub async fn enqueue(
     request: &Request,
     trigger: &str,
 ) -> Result<RunRow, ApiError> {
+    let new = NewRun {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.to_owned(),
+        analyses: request.analyses.names(),
+        force: request.force,
+        as_of: request.as_of,
+        status: "queued".into(),
+        trigger: trigger.into(),
+        requested_at: Utc::now(),
+    };
     let mut conn = infra.pool.get().await?;
-    Ok(runs::enqueue(
-        &mut conn,
-        &NewRun {
-            id: Uuid::now_v7(),
-            tenant_id: tenant.to_owned(),
-            analyses: request.analyses.names(),
-            force: request.force,
-            as_of: request.as_of,
-            status: "queued".into(),
-            trigger: trigger.into(),
-            requested_at: Utc::now(),
-        },
-    )
-    .await?)
+    let run = conn
+        .transaction(async |conn| {
+            let run = runs::enqueue(conn, &new).await?;
+            if run.id == new.id {
+                let job = NewJob {
+                    id: run.id,
+                    queue: QUEUE,
+                    tenant_id: tenant,
+                    max_attempts: MAX_ATTEMPTS,
+                };
+                mkt_jobs::enqueue(conn, &job).await?;
+            }
+            Ok::<_, ApiError>(run)
+        })
+        .await?;
+    Ok(run)
 }
 
 /// Queues a run and waits for it: executes it here unless a worker already took it.
@@ -87,11 +104,14 @@ pub async fn run_now_timed(
     let run = enqueue(infra, tenant, request, "api").await?;
     let claimed = {
         let mut conn = infra.pool.get().await?;
-        runs::claim_one(&mut conn, run.id, LEASE_SECONDS).await?
+        mkt_jobs::claim_id(&mut conn, run.id, queue().lease).await?
     };
     let mut phases = None;
-    if let Some(run) = claimed {
-        phases = Some(execute_timed(infra, &run).await);
+    if let Some(job) = claimed {
+        // Executed here, under the runner's heartbeat and fencing, its phases kept aside.
+        let timed: PhaseSink = Arc::new(Mutex::new(None));
+        mkt_jobs::execute(&infra.pool, infra, &queue_with(Some(timed.clone())), job).await;
+        phases = timed.lock().ok().and_then(|mut p| p.take());
     }
     let mut conn = infra.pool.get().await?;
     loop {
@@ -107,10 +127,66 @@ fn same_day(a: DateTime<Utc>, b: DateTime<Utc>) -> bool {
     a.date_naive() == b.date_naive()
 }
 
-/// Executes a claimed run to its end (processed, skipped or failed); never panics the
-/// worker: failures are recorded on the run.
-pub async fn execute(infra: &Infra, run: &RunRow) {
-    execute_timed(infra, run).await;
+/// Where a synchronous request collects the phases of the run it executed.
+type PhaseSink = Arc<Mutex<Option<Phases>>>;
+
+/// The processing queue: each job executes its run; a run whose job runs out of
+/// attempts (its workers kept dying) is marked failed.
+pub fn queue() -> mkt_jobs::Queue<Infra> {
+    queue_with(None)
+}
+
+fn queue_with(sink: Option<PhaseSink>) -> mkt_jobs::Queue<Infra> {
+    let mut queue = mkt_jobs::Queue::new(
+        QUEUE,
+        Arc::new(move |infra: Infra, job: Job| {
+            let sink = sink.clone();
+            Box::pin(async move {
+                let phases = run_job(&infra, &job).await?;
+                if let (Some(sink), Some(phases)) = (sink, phases)
+                    && let Ok(mut slot) = sink.lock()
+                {
+                    *slot = Some(phases);
+                }
+                Ok(())
+            })
+        }),
+    )
+    .on_gave_up(Arc::new(|infra: Infra, job: Job, reason: String| {
+        Box::pin(async move {
+            let outcome = Outcome {
+                status: "failed",
+                records_processed: 0,
+                results: None,
+                model: None,
+                error: Some(format!("the run could not complete: {reason}")),
+            };
+            match infra.pool.get().await {
+                Ok(mut conn) => {
+                    if let Err(error) = runs::finish(&mut conn, job.id, &outcome).await {
+                        tracing::error!(run = %job.id, %error, "cannot mark the run failed");
+                    }
+                }
+                Err(error) => tracing::error!(run = %job.id, %error, "cannot mark the run failed"),
+            }
+        })
+    }));
+    queue.lease = Duration::from_secs(120);
+    queue.poll = Duration::from_secs(1);
+    queue
+}
+
+/// Starts the job's run and executes it to its end (processed, skipped or failed: a
+/// failure is the run's, recorded on it, not retried); `None` when it had already ended.
+async fn run_job(infra: &Infra, job: &Job) -> Result<Option<Phases>, JobError> {
+    let started = {
+        let mut conn = infra.pool.get().await?;
+        runs::start(&mut conn, job.id).await?
+    };
+    match started {
+        Some(run) => Ok(Some(execute_timed(infra, &run).await)),
+        None => Ok(None),
+    }
 }
 
 /// How long each phase of a run took: logged when a run ends; the analytics bench
@@ -143,7 +219,8 @@ pub struct Phases {
     pub total: Duration,
 }
 
-/// [`execute`], returning how long each phase took.
+/// Executes a started run to its end (processed, skipped or failed), returning how long
+/// each phase took; never panics the worker: failures are recorded on the run.
 async fn execute_timed(infra: &Infra, run: &RunRow) -> Phases {
     let started = Instant::now();
     let mut phases = Phases::default();
@@ -226,7 +303,7 @@ async fn compute(infra: &Infra, run: &RunRow, phases: &mut Phases) -> anyhow::Re
         .await?;
     phases.facts = t.elapsed();
     let settings = settings_of(&mut conn, &run.tenant_id).await?;
-    runs::progress(&mut conn, run.id, 0.4, LEASE_SECONDS).await?;
+    runs::progress(&mut conn, run.id, 0.4).await?;
     // No counted order: nothing to score (and, for a live run, no scores to keep).
     let (results, model, scored) = match read {
         Some((currency, facts)) if !facts.is_empty() => {
@@ -246,7 +323,7 @@ async fn compute(infra: &Infra, run: &RunRow, phases: &mut Phases) -> anyhow::Re
         }
         _ => (serde_json::Map::new(), json!({}), None),
     };
-    runs::progress(&mut conn, run.id, 0.8, LEASE_SECONDS).await?;
+    runs::progress(&mut conn, run.id, 0.8).await?;
     let (currency, customers) = scored.unwrap_or_default();
     let records = customers.len() as i64;
     if backtest {
@@ -285,7 +362,7 @@ async fn compute(infra: &Infra, run: &RunRow, phases: &mut Phases) -> anyhow::Re
     } else {
         Some(infra.bulk_connection().await?)
     };
-    runs::progress(&mut conn, run.id, 0.9, LEASE_SECONDS).await?;
+    runs::progress(&mut conn, run.id, 0.9).await?;
     let t = Instant::now();
     let (loaded, written, swap) = conn
         .transaction(async |conn| {
@@ -370,26 +447,9 @@ async fn settings_of(
     Ok(settings)
 }
 
-/// The worker: claims queued runs (and runs whose worker died) and executes them.
+/// The worker: runs queued runs (and runs whose worker died) on the job runner.
 pub async fn run_worker(infra: Infra) {
-    loop {
-        let claimed = match infra.pool.get().await {
-            Ok(mut conn) => runs::claim(&mut conn, LEASE_SECONDS).await,
-            Err(error) => {
-                tracing::warn!(%error, "processing worker: no connection");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
-            }
-        };
-        match claimed {
-            Ok(Some(run)) => execute(&infra, &run).await,
-            Ok(None) => tokio::time::sleep(Duration::from_secs(1)).await,
-            Err(error) => {
-                tracing::warn!(%error, "processing worker: claim failed");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        }
-    }
+    mkt_jobs::work(infra.pool.clone(), infra, queue()).await;
 }
 
 /// The nightly schedule: every five minutes, each tenant whose run hour (UTC, per tenant,

@@ -1,5 +1,5 @@
-//! Queries on `processing_runs`: a small leased job queue in Postgres, so a run that was
-//! accepted survives a crash of the service (an expired lease is taken over).
+//! Queries on `processing_runs`: what users see of a run (status, progress, results). When
+//! and where it runs is the shared job runner's (mkt-jobs; the job has the run's id).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -32,8 +32,6 @@ pub struct RunRow {
     pub started_at: Option<DateTime<Utc>>,
     /// Finished.
     pub finished_at: Option<DateTime<Utc>>,
-    /// The running worker's lease.
-    pub lease_until: Option<DateTime<Utc>>,
     /// Starts so far.
     pub attempts: i32,
     /// 0..1.
@@ -98,42 +96,28 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<RunRow>
         .await
 }
 
-/// Takes the oldest queued run, or a running one whose worker's lease expired.
-pub async fn claim(
-    conn: &mut AsyncPgConnection,
-    lease_seconds: i64,
-) -> QueryResult<Option<RunRow>> {
+/// Marks a run running as its job starts (again, after a crash), counting the start;
+/// `None` when the run already ended (its job was a leftover) .
+pub async fn start(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<RunRow>> {
     diesel::sql_query(
         "UPDATE processing_runs SET status = 'running', attempts = attempts + 1, \
-             started_at = COALESCE(started_at, now()), \
-             lease_until = now() + make_interval(secs => $1) \
-         WHERE id = (SELECT id FROM processing_runs \
-             WHERE status = 'queued' OR (status = 'running' AND lease_until < now()) \
-             ORDER BY requested_at FOR UPDATE SKIP LOCKED LIMIT 1) \
+             started_at = COALESCE(started_at, now()) \
+         WHERE id = $1 AND status IN ('queued', 'running') \
          RETURNING *",
     )
-    .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
+    .bind::<diesel::sql_types::Uuid, _>(id)
     .get_result(conn)
     .await
     .optional()
 }
 
-/// Records progress and extends the lease.
-pub async fn progress(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    fraction: f64,
-    lease_seconds: i64,
-) -> QueryResult<()> {
-    diesel::sql_query(
-        "UPDATE processing_runs SET progress = $2, lease_until = now() + make_interval(secs => $3) \
-         WHERE id = $1",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(id)
-    .bind::<diesel::sql_types::Double, _>(fraction)
-    .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
-    .execute(conn)
-    .await?;
+/// Records progress (0..1).
+pub async fn progress(conn: &mut AsyncPgConnection, id: Uuid, fraction: f64) -> QueryResult<()> {
+    use processing_runs::dsl as r;
+    diesel::update(r::processing_runs.find(id))
+        .set(r::progress.eq(fraction))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -159,7 +143,6 @@ pub async fn finish(conn: &mut AsyncPgConnection, id: Uuid, outcome: &Outcome) -
         .set((
             r::status.eq(outcome.status),
             r::finished_at.eq(diesel::dsl::now),
-            r::lease_until.eq(None::<DateTime<Utc>>),
             r::progress.eq(1.0),
             r::records_processed.eq(outcome.records_processed),
             r::results.eq(&outcome.results),
@@ -215,25 +198,4 @@ pub async fn tenants_due(
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|t| t.tenant_id).collect())
-}
-
-/// Takes one specific queued run (a synchronous request executes its own run).
-pub async fn claim_one(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    lease_seconds: i64,
-) -> QueryResult<Option<RunRow>> {
-    diesel::sql_query(
-        "UPDATE processing_runs SET status = 'running', attempts = attempts + 1, \
-             started_at = COALESCE(started_at, now()), \
-             lease_until = now() + make_interval(secs => $2) \
-         WHERE id = (SELECT id FROM processing_runs WHERE id = $1 AND status = 'queued' \
-             FOR UPDATE SKIP LOCKED) \
-         RETURNING *",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(id)
-    .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
-    .get_result(conn)
-    .await
-    .optional()
 }

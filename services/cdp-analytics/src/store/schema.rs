@@ -78,7 +78,6 @@ diesel::table! {
         requested_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
-        lease_until -> Nullable<Timestamptz>,
         attempts -> Int4,
         progress -> Float8,
         records_processed -> Int8,

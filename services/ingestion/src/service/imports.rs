@@ -4,16 +4,18 @@
 //! Memory stays flat whatever the file size: the upload is parsed record by record and
 //! staged in Postgres in chunks; the worker reads chunks back. Every chunk is one
 //! transaction (rows written, events enqueued, cursor and counters advanced),
-//! so a crash of the service resumes at the first unfinished chunk, and a job whose
-//! worker died is taken over when its lease expires.
+//! so a crash of the service resumes at the first unfinished chunk; imports run on the
+//! shared job runner (mkt-jobs, queue [`QUEUE`]), which retries them and hands a dead
+//! worker's import to another worker.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::{Stream, StreamExt};
 use mkt_auth::TenantId;
+use mkt_jobs::{Job, JobError};
 use mkt_runtime::Infra;
 use uuid::Uuid;
 
@@ -27,8 +29,10 @@ use crate::store::imports::{self, JobRow, Rejection, StagedRow};
 pub const CHUNK: usize = 1_000;
 /// Most data rows one file may have.
 pub const MAX_ROWS: i64 = 10_000_000;
-/// How long a worker owns a job without renewing.
-const LEASE_SECS: i64 = 120;
+/// The job queue (mkt-jobs) imports run on.
+pub const QUEUE: &str = "ingestion.imports";
+/// Starts an import gets before it fails for good (crashes mid-file count as starts).
+const MAX_ATTEMPTS: i32 = 10;
 
 /// Receives a CSV upload: validates the header, stages rows as they arrive, queues
 /// the job. Malformed rows are rejected into the report rather than failing the upload.
@@ -130,7 +134,20 @@ where
         .await?;
         return Err(error);
     }
-    imports::set_status(&mut conn, &tenant_id, id, "queued", None).await?;
+    conn.transaction(async |conn| {
+        imports::set_status(conn, &tenant_id, id, "queued", None).await?;
+        mkt_jobs::enqueue(
+            conn,
+            &mkt_jobs::NewJob {
+                id,
+                queue: QUEUE,
+                tenant_id: &tenant_id,
+                max_attempts: MAX_ATTEMPTS,
+            },
+        )
+        .await
+    })
+    .await?;
     imports::find(&mut conn, &tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::ImportNotFound(id.to_string()))
@@ -172,46 +189,59 @@ pub async fn rejections(
     Ok(imports::rejections_after(&mut conn, tenant.as_str(), id, after_row, limit).await?)
 }
 
-/// The background worker: claims runnable jobs and processes them chunk by chunk.
+/// The background worker: runs queued imports (mkt-jobs), chunk by chunk.
 pub fn worker() -> mkt_runtime::Worker {
-    Box::new(|infra| Box::pin(run_worker(infra)))
+    Box::new(|infra| Box::pin(mkt_jobs::work(infra.pool.clone(), infra, queue())))
 }
 
-async fn run_worker(infra: Infra) {
-    loop {
-        match run_one_job(&infra).await {
-            Ok(true) => {}
-            Ok(false) => tokio::time::sleep(Duration::from_millis(250)).await,
-            Err(error) => {
-                tracing::error!(error = %error, "import worker failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+/// The imports queue: its handler, and the import marked failed when it runs out of
+/// attempts.
+pub fn queue() -> mkt_jobs::Queue<Infra> {
+    mkt_jobs::Queue::new(
+        QUEUE,
+        Arc::new(|infra: Infra, job: Job| Box::pin(async move { run_import(&infra, &job).await })),
+    )
+    .on_gave_up(Arc::new(|infra: Infra, job: Job, reason: String| {
+        Box::pin(async move {
+            let failed = async {
+                let mut conn = infra.pool.get().await?;
+                imports::set_status(&mut conn, &job.tenant_id, job.id, "failed", Some(&reason))
+                    .await?;
+                Ok::<_, ApiError>(())
+            };
+            if let Err(error) = failed.await {
+                tracing::error!(job = %job.id, %error, "cannot mark the import failed");
             }
-        }
-    }
+        })
+    }))
 }
 
-/// Claims and finishes one job; `false` when nothing was runnable.
-async fn run_one_job(infra: &Infra) -> Result<bool, ApiError> {
-    let lease = chrono::Duration::seconds(LEASE_SECS);
+/// Processes one import to its end, resuming after the last committed chunk when an
+/// earlier attempt died.
+async fn run_import(infra: &Infra, claimed: &Job) -> Result<(), JobError> {
     let mut conn = infra.pool.get().await?;
-    let Some(job) = conn
-        .transaction(async |conn| imports::claim(conn, lease).await)
-        .await?
-    else {
-        return Ok(false);
+    let Some(job) = imports::find(&mut conn, &claimed.tenant_id, claimed.id).await? else {
+        return Err(JobError::Fail(format!(
+            "import {} does not exist",
+            claimed.id
+        )));
     };
+    if job.status == "completed" {
+        return Ok(());
+    }
     let kind = ImportKind::parse(&job.kind)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("job kind {}", job.kind)))?;
-    tracing::info!(job = %job.id, kind = %job.kind, total = job.total_rows, "import job started");
-    // Resumes after the last committed chunk when the job was taken over.
+        .ok_or_else(|| JobError::Fail(format!("unknown import kind {}", job.kind)))?;
+    imports::set_status(&mut conn, &job.tenant_id, job.id, "processing", None).await?;
+    tracing::info!(job = %job.id, kind = %job.kind, total = job.total_rows, attempt = claimed.attempt, "import job started");
     let mut cursor = job.processed_through;
     loop {
         let next = conn
             .transaction(async |conn| match kind {
-                ImportKind::Customers => customers_chunk(conn, &job, cursor, lease).await,
-                ImportKind::Orders => orders_chunk(conn, &job, cursor, lease).await,
+                ImportKind::Customers => customers_chunk(conn, &job, cursor).await,
+                ImportKind::Orders => orders_chunk(conn, &job, cursor).await,
             })
-            .await?;
+            .await
+            .map_err(|error| JobError::Retry(error.to_string()))?;
         infra.events_committed();
         match next {
             Some(through) => cursor = through,
@@ -224,7 +254,7 @@ async fn run_one_job(infra: &Infra) -> Result<bool, ApiError> {
     })
     .await?;
     tracing::info!(job = %job.id, "import job completed");
-    Ok(true)
+    Ok(())
 }
 
 fn rejection(job: &JobRow, row: &StagedRow, reason: String) -> Rejection {
@@ -243,7 +273,6 @@ async fn customers_chunk(
     conn: &mut AsyncPgConnection,
     job: &JobRow,
     cursor: i64,
-    lease: chrono::Duration,
 ) -> Result<Option<i64>, ApiError> {
     let rows = imports::next_rows(conn, &job.tenant_id, job.id, cursor, CHUNK as i64).await?;
     let Some(last) = rows.last() else {
@@ -299,10 +328,10 @@ async fn customers_chunk(
         conn,
         &job.tenant_id,
         job.id,
+        cursor,
         through_row,
         rows.len() as i64 - rejected,
         rejected,
-        lease,
     )
     .await?;
     Ok(Some(through_row))
@@ -314,7 +343,6 @@ async fn orders_chunk(
     conn: &mut AsyncPgConnection,
     job: &JobRow,
     cursor: i64,
-    lease: chrono::Duration,
 ) -> Result<Option<i64>, ApiError> {
     let mut rows = imports::next_rows(conn, &job.tenant_id, job.id, cursor, CHUNK as i64).await?;
     if rows.is_empty() {
@@ -372,10 +400,10 @@ async fn orders_chunk(
         conn,
         &job.tenant_id,
         job.id,
+        cursor,
         through_row,
         rows.len() as i64 - rejected,
         rejected,
-        lease,
     )
     .await?;
     Ok(Some(through_row))

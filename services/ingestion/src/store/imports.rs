@@ -31,8 +31,6 @@ pub struct JobRow {
     pub rejected_rows: i64,
     /// Why the job failed.
     pub error: Option<String>,
-    /// Worker lease.
-    pub lease_until: Option<DateTime<Utc>>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -187,49 +185,6 @@ pub async fn find(
         .optional()
 }
 
-/// Claims the oldest runnable job (queued, or processing with an expired lease) for
-/// `lease`, skipping jobs other workers hold.
-pub async fn claim(
-    conn: &mut AsyncPgConnection,
-    lease: chrono::Duration,
-) -> QueryResult<Option<JobRow>> {
-    let now = Utc::now();
-    let candidate: Option<(String, Uuid)> = import_jobs::table
-        .filter(
-            import_jobs::status
-                .eq("queued")
-                .or(import_jobs::status.eq("processing").and(
-                    import_jobs::lease_until
-                        .lt(now)
-                        .or(import_jobs::lease_until.is_null()),
-                )),
-        )
-        .order(import_jobs::created_at.asc())
-        .select((import_jobs::tenant_id, import_jobs::id))
-        .for_update()
-        .skip_locked()
-        .first(conn)
-        .await
-        .optional()?;
-    let Some((tenant, id)) = candidate else {
-        return Ok(None);
-    };
-    diesel::update(
-        import_jobs::table
-            .filter(import_jobs::tenant_id.eq(&tenant))
-            .filter(import_jobs::id.eq(id)),
-    )
-    .set((
-        import_jobs::status.eq("processing"),
-        import_jobs::lease_until.eq(now + lease),
-        import_jobs::updated_at.eq(now),
-    ))
-    .returning(JobRow::as_returning())
-    .get_result(conn)
-    .await
-    .optional()
-}
-
 /// The staged rows of a job after `after_row`, in row order.
 pub async fn next_rows(
     conn: &mut AsyncPgConnection,
@@ -249,31 +204,37 @@ pub async fn next_rows(
         .await
 }
 
-/// Advances the cursor and the counters and renews the lease.
+/// Advances the cursor from `from_row` to `through_row` and the counters. Fenced on the
+/// cursor: when another attempt committed this chunk first (this worker's lease lapsed
+/// and the job was taken over), nothing changes and the transaction must roll back.
+#[allow(clippy::too_many_arguments)]
 pub async fn finish_chunk(
     conn: &mut AsyncPgConnection,
     tenant: &str,
     job: Uuid,
+    from_row: i64,
     through_row: i64,
     succeeded: i64,
     rejected: i64,
-    lease: chrono::Duration,
 ) -> QueryResult<()> {
-    diesel::update(
+    let advanced = diesel::update(
         import_jobs::table
             .filter(import_jobs::tenant_id.eq(tenant))
-            .filter(import_jobs::id.eq(job)),
+            .filter(import_jobs::id.eq(job))
+            .filter(import_jobs::processed_through.eq(from_row)),
     )
     .set((
         import_jobs::processed_through.eq(through_row),
         import_jobs::processed_rows.eq(import_jobs::processed_rows + succeeded + rejected),
         import_jobs::succeeded_rows.eq(import_jobs::succeeded_rows + succeeded),
         import_jobs::rejected_rows.eq(import_jobs::rejected_rows + rejected),
-        import_jobs::lease_until.eq(Utc::now() + lease),
         import_jobs::updated_at.eq(Utc::now()),
     ))
     .execute(conn)
     .await?;
+    if advanced == 0 {
+        return Err(diesel::result::Error::RollbackTransaction);
+    }
     Ok(())
 }
 

@@ -94,7 +94,6 @@ diesel::table! {
         succeeded_rows -> Int8,
         rejected_rows -> Int8,
         error -> Nullable<Text>,
-        lease_until -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
