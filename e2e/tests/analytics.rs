@@ -444,11 +444,17 @@ async fn the_nightly_schedule_queues_each_due_tenant_once_and_respects_its_setti
         let mut conn = diesel_async::AsyncPgConnection::establish(&stack.analytics_db)
             .await
             .expect("connect");
+        // The run, and its job on the runner with a lease that ran out five minutes ago.
         let inserted = diesel::sql_query(
-            "INSERT INTO cdp_analytics.processing_runs \
-               (id, tenant_id, analyses, force, status, trigger, requested_at, started_at, lease_until, attempts) \
+            "WITH run AS (INSERT INTO cdp_analytics.processing_runs \
+               (id, tenant_id, analyses, force, status, trigger, requested_at, started_at, attempts) \
              VALUES (gen_random_uuid(), 'globex', '{rfm}', true, 'running', 'api', now() - interval '10 minutes', \
-                     now() - interval '10 minutes', now() - interval '5 minutes', 1)",
+                     now() - interval '10 minutes', 1) RETURNING id, tenant_id) \
+             INSERT INTO cdp_analytics.jobs (id, queue, tenant_id, state, attempts, max_attempts, \
+                     run_at, lease_until, started_at) \
+             SELECT id, 'cdp-analytics.processing-runs', tenant_id, 'running', 1, 3, \
+                    now() - interval '10 minutes', now() - interval '5 minutes', now() - interval '10 minutes' \
+             FROM run",
         )
         .execute(&mut conn)
         .await
