@@ -6,7 +6,10 @@
 //! and normalised into it ([`dialects`]); a stored segment keeps only the canonical tree.
 //! [`validate`] checks fields, operators and value types and reports the path of every
 //! bad node; [`evaluate`] is the straightforward reference evaluator the fast engine is
-//! checked against.
+//! checked against; [`sql`] compiles a tree to a parameterised SQL predicate.
+//!
+//! Pure: no database, HTTP or bus code here (the segmentation service binds the SQL and
+//! owns every I/O), so the fast engine (`mkt-segment-engine`) can depend on it.
 
 pub mod dialects;
 pub mod evaluate;

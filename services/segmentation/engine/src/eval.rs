@@ -16,7 +16,7 @@ use super::events::{CountTest, Filter};
 use super::semantics::{
     Op, Scalar, Test, days_before, from_micros, instant_text, micros_ceil, micros_floor,
 };
-use crate::domain::rules::{Condition, Group, Logic};
+use mkt_segment_rules::{Condition, Group, Logic};
 
 /// A compiled condition.
 trait Leaf {

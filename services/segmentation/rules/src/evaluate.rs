@@ -230,7 +230,7 @@ pub fn evaluate(group: &Group, customer: &Customer, now: DateTime<Utc>) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::rules::dialects::normalise;
+    use crate::dialects::normalise;
     use serde_json::json;
 
     fn customer(fields: Value) -> Customer {

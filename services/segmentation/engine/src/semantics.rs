@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use crate::domain::rules::Condition;
+use mkt_segment_rules::Condition;
 
 /// An RFC 3339 instant, as the reference's `parse_time` reads one.
 pub(super) fn parse_time_str(s: &str) -> Option<DateTime<Utc>> {

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::semantics::{from_micros, record_micros};
-use crate::domain::rules::evaluate::{Customer, EventRecord};
+use mkt_segment_rules::evaluate::{Customer, EventRecord};
 
 /// One customer: profile, order aggregates, scores and engagement, custom traits and
 /// behaviour events. Instants are kept to the microsecond (PostgreSQL's precision):
