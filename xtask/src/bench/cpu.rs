@@ -1,10 +1,6 @@
 //! CPU accounting from `/proc`: per process group (gateway, each service, PostgreSQL,
 //! RabbitMQ, pgbench, the bench itself), sampled around every cell.
 
-// ---------------------------------------------------------------------------------
-// CPU accounting from /proc
-// ---------------------------------------------------------------------------------
-
 /// Process groups whose CPU time is reported.
 pub(super) const GROUPS: [&str; 8] = [
     "gateway",

@@ -14,10 +14,6 @@ use super::{Bench, http_client};
 use crate::demo::Rng;
 use crate::signals::StopFlag;
 
-// ---------------------------------------------------------------------------------
-// The HTTP load generator
-// ---------------------------------------------------------------------------------
-
 #[derive(Clone, Copy)]
 pub(super) enum Payload {
     Single,

@@ -7,10 +7,6 @@ use super::cpu::{CpuUse, GROUPS};
 use super::http::Summary;
 use super::{BUSY_ELSEWHERE, Bench, TARGET_BATCH_ROWS, TARGET_SINGLE_P99_MS, TARGET_SINGLE_RPS};
 
-// ---------------------------------------------------------------------------------
-// Results
-// ---------------------------------------------------------------------------------
-
 pub(super) struct Cell {
     pub(super) section: &'static str,
     pub(super) concurrency: usize,
