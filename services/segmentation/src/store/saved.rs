@@ -6,6 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::segments;
+use crate::domain::segment::Kind;
 
 /// A saved segment.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -19,8 +20,9 @@ pub struct SegmentRow {
     pub name: String,
     /// Description.
     pub description: Option<String>,
-    /// dynamic | static | imported.
-    pub kind: String,
+    /// What defines the members; stored as its text name (`Kind::as_str`).
+    #[diesel(serialize_as = String, deserialize_as = String)]
+    pub kind: Kind,
     /// Canonical rule tree (dynamic).
     pub rules: Option<serde_json::Value>,
     /// Explicit members (static, imported).
@@ -41,10 +43,29 @@ pub struct SegmentRow {
     pub unmatched_rows: Option<i64>,
 }
 
+// `segments.kind` is text in PostgreSQL; these two conversions are the only place the
+// service meets the stored name, so everything above the store compares `Kind`s.
+impl From<Kind> for String {
+    fn from(kind: Kind) -> String {
+        kind.as_str().to_owned()
+    }
+}
+
+impl TryFrom<String> for Kind {
+    type Error = String;
+
+    fn try_from(stored: String) -> Result<Kind, String> {
+        Kind::parse(&stored)
+            .ok_or_else(|| format!("unknown segment kind {stored:?} in segments.kind"))
+    }
+}
+
 /// Stores a new segment.
 pub async fn insert(conn: &mut AsyncPgConnection, row: &SegmentRow) -> QueryResult<()> {
     diesel::insert_into(segments::table)
-        .values(row)
+        // By value: `kind`'s `serialize_as` conversion consumes the row (one small copy
+        // per segment write).
+        .values(row.clone())
         .execute(conn)
         .await?;
     Ok(())
@@ -57,7 +78,7 @@ pub async fn update(conn: &mut AsyncPgConnection, row: &SegmentRow) -> QueryResu
             .filter(segments::tenant_id.eq(&row.tenant_id))
             .filter(segments::id.eq(row.id)),
     )
-    .set(row)
+    .set(row.clone())
     .execute(conn)
     .await?;
     Ok(())
@@ -138,7 +159,7 @@ pub async fn count_known(
 pub async fn dynamic(conn: &mut AsyncPgConnection, tenant: &str) -> QueryResult<Vec<SegmentRow>> {
     segments::table
         .filter(segments::tenant_id.eq(tenant))
-        .filter(segments::kind.eq("dynamic"))
+        .filter(segments::kind.eq(Kind::Dynamic.as_str()))
         .select(SegmentRow::as_select())
         .load(conn)
         .await
@@ -147,7 +168,7 @@ pub async fn dynamic(conn: &mut AsyncPgConnection, tenant: &str) -> QueryResult<
 /// Every tenant's dynamic segments (the clock picks the time-relative ones).
 pub async fn all_dynamic(conn: &mut AsyncPgConnection) -> QueryResult<Vec<SegmentRow>> {
     segments::table
-        .filter(segments::kind.eq("dynamic"))
+        .filter(segments::kind.eq(Kind::Dynamic.as_str()))
         .select(SegmentRow::as_select())
         .load(conn)
         .await
