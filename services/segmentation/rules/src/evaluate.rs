@@ -25,7 +25,8 @@ pub struct EventRecord {
     pub event_type: String,
     /// When.
     pub occurred_at: DateTime<Utc>,
-    /// Properties object.
+    /// The event's properties: a JSON object (`{}` when none); `property` filters read its
+    /// top-level keys.
     pub properties: Value,
 }
 

@@ -44,7 +44,7 @@ pub struct Group {
     /// Inverts the whole group.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub negate: bool,
-    /// Conditions.
+    /// Leaf conditions, combined with the sub-groups by `logic`; may be empty.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Nested groups.

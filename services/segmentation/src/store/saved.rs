@@ -12,13 +12,14 @@ use crate::domain::segment::Kind;
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = segments)]
 pub struct SegmentRow {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
-    /// Id.
+    /// UUIDv7 given by the service when the segment is created; never changes.
     pub id: Uuid,
-    /// Name.
+    /// Display name, trimmed, 1 to 200 characters; not unique within the tenant.
     pub name: String,
-    /// Description.
+    /// Free text for people; `None` when none was given.
     pub description: Option<String>,
     /// What defines the members; stored as its text name (`Kind::as_str`).
     #[diesel(serialize_as = String, deserialize_as = String)]
@@ -33,7 +34,7 @@ pub struct SegmentRow {
     pub cached_count: i64,
     /// When it was computed.
     pub count_cached_at: Option<DateTime<Utc>>,
-    /// Created.
+    /// When the segment was first saved (service clock); kept across updates.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
