@@ -1,4 +1,4 @@
-//! The reference evaluator's value semantics (`rules/evaluate.rs`), restated over one
+//! The reference evaluator's value semantics (`mkt_segment_rules::evaluate`), restated over one
 //! stored value so the columns can apply them to a dictionary entry or a typed cell.
 //!
 //! Everything here must read exactly like the reference: the property test
