@@ -36,7 +36,8 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts everything.
+    /// Starts all five services and the gateway in-process, every upstream working (see
+    /// [`Stack::start_with`]).
     pub async fn start() -> Self {
         Self::start_with(None).await
     }

@@ -61,9 +61,9 @@ pub struct Claims {
     /// Role names; unknown names are ignored so new roles can roll out gradually.
     #[serde(default)]
     pub roles: Vec<String>,
-    /// Issuer.
+    /// Issuer; must equal the configured issuer (`AuthConfig`), checked on every verification.
     pub iss: String,
-    /// Audience.
+    /// Audience; must equal the configured audience, checked on every verification.
     pub aud: String,
     /// Expiry (seconds since the epoch).
     pub exp: i64,

@@ -105,7 +105,7 @@ pub enum BusError {
     /// Database failure.
     #[error("database: {0}")]
     Db(#[from] diesel::result::Error),
-    /// Pool failure.
+    /// No database connection could be taken from the pool (the pool's error text).
     #[error("pool: {0}")]
     Pool(String),
     /// The broker did not route or store a message.

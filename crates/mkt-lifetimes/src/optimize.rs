@@ -35,7 +35,7 @@ pub(crate) struct Outcome<const N: usize> {
     pub x: [f64; N],
     /// Objective there.
     pub value: f64,
-    /// Iterations used.
+    /// Iterations run before the tolerance was met or the iteration cap stopped the search.
     pub iterations: usize,
     /// Whether the gradient tolerance was met.
     pub converged: bool,

@@ -64,7 +64,7 @@ impl Default for HttpConfig {
 /// `MKT_AUTH__*`, `MKT_TELEMETRY__*`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServiceConfig {
-    /// HTTP listener.
+    /// Where the HTTP server listens and with how many workers (`MKT_HTTP__*`).
     #[serde(default)]
     pub http: HttpConfig,
     /// This service's database role and schema.

@@ -31,7 +31,8 @@ pub struct CustomerData {
     pub name: String,
     /// Email (lower-cased).
     pub email: String,
-    /// Phone.
+    /// Phone number as given: digits, spaces and `+ - ( ) .` only, at most 32 characters (not
+    /// normalised to E.164).
     pub phone: Option<String>,
     /// Sign-up time.
     #[serde(rename = "createdAt")]
@@ -47,12 +48,12 @@ pub struct CustomerData {
     pub first_name: Option<String>,
     /// Family name.
     pub last_name: Option<String>,
-    /// Loyalty tier.
+    /// The store's loyalty tier label: free text (at most 64 characters), no fixed list.
     pub loyalty_tier: Option<String>,
     /// Custom traits.
     #[schema(value_type = Object)]
     pub attributes: serde_json::Value,
-    /// Consent flags.
+    /// Per-channel marketing consent as stored (`false` where never given).
     pub consent: crate::domain::customer::ConsentOutput,
 }
 
@@ -62,16 +63,16 @@ pub struct AddressData {
     /// The customer's id.
     #[serde(rename = "userId")]
     pub user_id: Uuid,
-    /// Street.
+    /// Street line as given (required whenever an address is).
     pub street: String,
-    /// City.
+    /// City as given, not normalised.
     pub city: String,
-    /// State.
+    /// State or region as given (free text, not a code list).
     pub state: String,
     /// Postal code.
     #[serde(rename = "zipCode")]
     pub zip_code: String,
-    /// Country.
+    /// Country as given: free text up to 100 characters, not checked against ISO 3166.
     pub country: String,
 }
 
@@ -137,9 +138,10 @@ pub struct OrderData {
     pub total_amount: i64,
     /// ISO 4217 code.
     pub currency: String,
-    /// Status.
+    /// One of `processing`, `shipped`, `delivered`, `cancelled`, `refunded`; the last two do not
+    /// count as spend.
     pub status: String,
-    /// Promo code.
+    /// Promo code, upper-cased by ingestion (letters, digits, `-`, `_`; at most 64).
     pub promo_code: Option<String>,
     /// Purchase time.
     pub ordered_at: DateTime<Utc>,
@@ -157,15 +159,15 @@ pub struct OrderData {
 pub struct OrderItemData {
     /// Line id.
     pub id: Uuid,
-    /// Order id.
+    /// Ingestion's id for the order this line belongs to.
     pub order_id: Uuid,
-    /// Product id.
+    /// The store's own product id (free text, at most 128 characters; no catalogue lookup).
     pub product_id: String,
-    /// Name.
+    /// Product name as the store sent it with the order.
     pub name: String,
     /// Unit price (minor units).
     pub price: i64,
-    /// Quantity.
+    /// Units bought, 1 to 1,000,000 (ingestion refuses anything else).
     pub quantity: i32,
     /// Line total (minor units).
     pub total: i64,
@@ -210,7 +212,7 @@ pub struct EventData {
     pub customer_id: Uuid,
     /// Type.
     pub event_type: String,
-    /// Properties.
+    /// The event's properties: always a JSON object (`{}` when none were sent).
     #[schema(value_type = Object)]
     pub properties: serde_json::Value,
     /// When it happened.

@@ -27,7 +27,7 @@ use super::rfm::{self, Quintiles, RfmValues, SegmentRule};
 /// What one customer bought, as of the processing instant (counted orders only).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomerFacts {
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// Counted orders.
     pub orders: i64,
@@ -48,11 +48,11 @@ pub struct CustomerFacts {
 /// Which analyses a run computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Analyses {
-    /// RFM.
+    /// Recency, frequency and monetary scores and the RFM segment name.
     pub rfm: bool,
-    /// CLV.
+    /// Predicted lifetime value (BG/NBD + Gamma-Gamma) and its high/medium/low tier.
     pub clv: bool,
-    /// Churn.
+    /// Churn probability (1 - P(alive)) and its risk level.
     pub churn: bool,
 }
 
@@ -113,7 +113,7 @@ impl Default for Settings {
 /// One customer's results.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// Raw RFM values.
     pub values: RfmValues,
@@ -121,7 +121,7 @@ pub struct Scored {
     pub rfm: Option<(rfm::RfmScores, String)>,
     /// Predicted value (minor units) and expected purchases over the horizon (CLV).
     pub clv: Option<(i64, f64)>,
-    /// CLV tier.
+    /// `high`, `medium` or `low` by predicted value within the tenant (when CLV ran).
     pub clv_tier: Option<&'static str>,
     /// Churn probability and risk.
     pub churn: Option<(f64, &'static str)>,

@@ -12,13 +12,14 @@ use super::schema::{customers, orders};
 #[derive(Debug, Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = customers)]
 pub struct CustomerRow {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
     /// Id.
     pub customer_id: Uuid,
     /// The store's id.
     pub external_id: Option<String>,
-    /// Email.
+    /// Lower-cased, trimmed address as ingestion stored it; what exports and lookups show.
     pub email: Option<String>,
     /// Full name.
     pub name: Option<String>,
@@ -99,11 +100,12 @@ pub async fn find(
 #[derive(Debug, Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = orders)]
 pub struct OrderRow {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
     /// Id.
     pub order_id: Uuid,
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// The store's id.
     pub external_id: Option<String>,

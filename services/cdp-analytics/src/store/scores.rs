@@ -20,9 +20,10 @@ use crate::domain::scoring::Scored;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = customer_scores)]
 pub struct ScoreRow {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// The run.
     pub run_id: Uuid,
@@ -66,9 +67,9 @@ pub struct ScoreRow {
 /// scores borrowed from the run's results (a million rows allocate nothing extra).
 #[derive(Debug, Clone, Copy)]
 pub struct RunScores<'a> {
-    /// Tenant.
+    /// Tenant the scores belong to; every row written carries it.
     pub tenant: &'a str,
-    /// The run.
+    /// The processing run that computed these scores (its id, stored on every row).
     pub run: Uuid,
     /// The instant the run treated as now.
     pub as_of: DateTime<Utc>,
@@ -244,7 +245,7 @@ async fn drop_abandoned(client: &tokio_postgres::Client) -> Result<(), tokio_pos
 /// scored for the first time alerts nothing.
 #[derive(Debug, Clone)]
 pub struct Crossing {
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// Risk before this run.
     pub previous_risk: String,
@@ -400,7 +401,7 @@ pub struct GroupStats {
     /// Group key (segment, tier or risk; `NULL` for the whole tenant).
     #[diesel(sql_type = Nullable<Text>)]
     pub key: Option<String>,
-    /// Customers.
+    /// How many scored customers fall in the group.
     #[diesel(sql_type = BigInt)]
     pub customers: i64,
     /// Mean days since the last order.

@@ -11,11 +11,12 @@ use super::schema::timeline_events;
 #[derive(Debug, Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = timeline_events)]
 pub struct TimelineRow {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
     /// Unique per event (the producer's event id): a redelivery is a no-op.
     pub event_id: String,
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// `page_view`, `add_to_cart`... or `email_opened`, `sms_delivered`...
     pub kind: String,

@@ -94,7 +94,7 @@ pub async fn upsert_batch(
 pub struct ListQuery {
     /// Exact email (case-insensitive).
     pub email: Option<String>,
-    /// Loyalty tier.
+    /// The store's loyalty tier label: free text (at most 64 characters), no fixed list.
     pub loyalty_tier: Option<String>,
     /// Signed up at or after (RFC 3339).
     pub created_after: Option<DateTime<Utc>>,

@@ -28,7 +28,7 @@ pub struct CustomerInput {
     pub external_id: Option<String>,
     /// Historical sign-up time (RFC 3339), for backfills.
     pub created_at: Option<DateTime<Utc>>,
-    /// Loyalty tier label.
+    /// The store's loyalty tier label: free text (at most 64 characters), no fixed list.
     pub loyalty_tier: Option<String>,
     /// Custom traits (a JSON object).
     #[schema(value_type = Option<Object>)]
@@ -43,14 +43,14 @@ pub struct CustomerInput {
 pub struct AddressInput {
     /// Street and number.
     pub street: Option<String>,
-    /// City.
+    /// City (required in a complete address).
     pub city: Option<String>,
     /// State or region.
     pub state: Option<String>,
     /// Postal code.
     #[serde(rename = "zipCode", alias = "zip_code")]
     pub zip_code: Option<String>,
-    /// Country.
+    /// Country: free text up to 100 characters, not checked against ISO 3166.
     pub country: Option<String>,
 }
 
@@ -92,15 +92,15 @@ impl Email {
 /// A complete address.
 #[derive(Debug, Clone)]
 pub struct Address {
-    /// Street.
+    /// Street and number (required in a complete address).
     pub street: String,
-    /// City.
+    /// City (required in a complete address).
     pub city: String,
-    /// State.
+    /// State or region (required in a complete address).
     pub state: String,
     /// Postal code.
     pub zip_code: String,
-    /// Country.
+    /// Country: free text up to 100 characters, not checked against ISO 3166.
     pub country: String,
 }
 
@@ -115,19 +115,20 @@ pub struct ValidCustomer {
     pub first_name: Option<String>,
     /// Family name.
     pub last_name: Option<String>,
-    /// Phone.
+    /// Phone number as given: digits, spaces and `+ - ( ) .` only, at most 32 characters (not
+    /// normalised to E.164).
     pub phone: Option<String>,
-    /// Address.
+    /// Postal address; `None` unless all five parts were given.
     pub address: Option<Address>,
     /// Store's id.
     pub external_id: Option<String>,
     /// Historical sign-up time.
     pub created_at: Option<DateTime<Utc>>,
-    /// Loyalty tier.
+    /// The store's loyalty tier label: free text (at most 64 characters), no fixed list.
     pub loyalty_tier: Option<String>,
     /// Custom traits (always an object).
     pub attributes: serde_json::Value,
-    /// Consent.
+    /// Per-channel marketing consent; a channel not sent is `false` (no consent).
     pub consent: ConsentInput,
 }
 
@@ -278,11 +279,11 @@ pub struct CustomerPatch {
 #[derive(Debug, Default, Clone, Copy, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentPatch {
-    /// Email marketing.
+    /// `Some(b)` sets email marketing consent to `b`; `None` leaves it as stored.
     pub email: Option<bool>,
-    /// SMS marketing.
+    /// `Some(b)` sets SMS marketing consent to `b`; `None` leaves it as stored.
     pub sms: Option<bool>,
-    /// Push.
+    /// `Some(b)` sets push consent to `b`; `None` leaves it as stored.
     pub push: Option<bool>,
 }
 
@@ -293,21 +294,22 @@ pub struct ValidPatch {
     pub name: Option<String>,
     /// New email.
     pub email: Option<Email>,
-    /// Phone change.
+    /// `Some(None)` clears the phone, `Some(Some(_))` replaces it, `None` leaves it.
     pub phone: Option<Option<String>>,
-    /// Address change.
+    /// `Some(None)` clears the address, `Some(Some(_))` replaces it whole, `None` leaves it.
     pub address: Option<Option<Address>>,
     /// Given name change.
     pub first_name: Option<Option<String>>,
     /// Family name change.
     pub last_name: Option<Option<String>>,
-    /// External id change.
+    /// `Some(None)` clears the store's id, `Some(Some(_))` replaces it, `None` leaves it.
     pub external_id: Option<Option<String>>,
-    /// Loyalty tier change.
+    /// `Some(None)` clears the tier, `Some(Some(_))` replaces it (at most 64 characters), `None`
+    /// leaves it.
     pub loyalty_tier: Option<Option<String>>,
     /// Attribute merges.
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Consent changes.
+    /// Only the channels sent change; the others keep their stored consent.
     pub consent: ConsentPatch,
 }
 

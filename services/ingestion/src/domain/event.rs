@@ -52,7 +52,7 @@ pub struct ValidEvent {
     pub customer: CustomerRef,
     /// Type name.
     pub event_type: String,
-    /// Properties object.
+    /// The event's properties: always a JSON object (`{}` when none were sent).
     pub properties: serde_json::Value,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,

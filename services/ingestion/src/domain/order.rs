@@ -51,7 +51,7 @@ pub struct OrderItemInput {
     pub name: Option<String>,
     /// Unit price in minor units.
     pub price: Option<i64>,
-    /// Quantity.
+    /// Units bought, 1 to 1,000,000 (ingestion refuses anything else).
     pub quantity: Option<i32>,
     /// price x quantity.
     pub total: Option<i64>,
@@ -78,13 +78,13 @@ pub fn may_become(from: OrderStatus, next: OrderStatus) -> bool {
 /// A validated order line.
 #[derive(Debug, Clone)]
 pub struct ValidItem {
-    /// Product id.
+    /// The store's own product id (free text, at most 128 characters; no catalogue lookup).
     pub product_id: String,
-    /// Name.
+    /// Product name as the store sent it with the order.
     pub name: String,
     /// Unit price (minor units).
     pub price: i64,
-    /// Quantity.
+    /// Units bought, 1 to 1,000,000 (ingestion refuses anything else).
     pub quantity: i32,
     /// Line total (minor units).
     pub total: i64,
@@ -103,7 +103,7 @@ pub struct ValidOrder {
     pub total_amount: i64,
     /// ISO 4217 code, upper-case.
     pub currency: String,
-    /// Status.
+    /// Where the order is in its life; cancelled and refunded orders do not count as spend.
     pub status: OrderStatus,
     /// Purchase time.
     pub ordered_at: Option<DateTime<Utc>>,

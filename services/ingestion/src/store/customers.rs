@@ -14,7 +14,8 @@ use crate::domain::customer::{ValidCustomer, ValidPatch};
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = customers)]
 pub struct CustomerRow {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
     /// Our id.
     pub id: Uuid,
@@ -28,19 +29,20 @@ pub struct CustomerRow {
     pub first_name: Option<String>,
     /// Family name.
     pub last_name: Option<String>,
-    /// Phone.
+    /// Phone number as given: digits, spaces and `+ - ( ) .` only, at most 32 characters (not
+    /// normalised to E.164).
     pub phone: Option<String>,
-    /// Street.
+    /// Street line as given (required whenever an address is).
     pub street: Option<String>,
-    /// City.
+    /// City as given, not normalised.
     pub city: Option<String>,
     /// State or region.
     pub state: Option<String>,
     /// Postal code.
     pub zip_code: Option<String>,
-    /// Country.
+    /// Country as given: free text up to 100 characters, not checked against ISO 3166.
     pub country: Option<String>,
-    /// Loyalty tier.
+    /// The store's loyalty tier label: free text (at most 64 characters), no fixed list.
     pub loyalty_tier: Option<String>,
     /// Custom traits.
     pub attributes: serde_json::Value,
@@ -208,7 +210,7 @@ pub async fn find_by_ref(
 pub struct ListFilter {
     /// Exact (normalised) email.
     pub email: Option<String>,
-    /// Loyalty tier.
+    /// The store's loyalty tier label: free text (at most 64 characters), no fixed list.
     pub loyalty_tier: Option<String>,
     /// Signed up at or after.
     pub created_after: Option<DateTime<Utc>>,

@@ -12,15 +12,16 @@ use crate::domain::event::ValidEvent;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = behaviour_events)]
 pub struct EventRow {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
     /// Our id.
     pub id: Uuid,
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// Type name.
     pub event_type: String,
-    /// Properties.
+    /// The event's properties: always a JSON object (`{}` when none were sent).
     pub properties: serde_json::Value,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,

@@ -12,21 +12,22 @@ use crate::domain::order::{OrderStatus, ValidOrder};
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = orders)]
 pub struct OrderRow {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
     /// Our id.
     pub id: Uuid,
     /// Store's order id.
     pub external_id: Option<String>,
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// Total in minor units.
     pub total_amount: i64,
     /// ISO 4217 code.
     pub currency: String,
-    /// Status name.
+    /// `OrderStatus` as text: `processing`, `shipped`, `delivered`, `cancelled` or `refunded`.
     pub status: String,
-    /// Promo code.
+    /// Promo code, upper-cased by ingestion (letters, digits, `-`, `_`; at most 64).
     pub promo_code: Option<String>,
     /// Purchase time.
     pub ordered_at: DateTime<Utc>,
@@ -42,21 +43,22 @@ pub struct OrderRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = order_items)]
 pub struct ItemRow {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
-    /// Order.
+    /// Ingestion's id for the order this line belongs to.
     pub order_id: Uuid,
     /// Line id.
     pub id: Uuid,
     /// Position in the order (0-based).
     pub position: i32,
-    /// Product id.
+    /// The store's own product id (free text, at most 128 characters; no catalogue lookup).
     pub product_id: String,
-    /// Name.
+    /// Product name as the store sent it with the order.
     pub name: String,
     /// Unit price.
     pub price: i64,
-    /// Quantity.
+    /// Units bought, 1 to 1,000,000 (ingestion refuses anything else).
     pub quantity: i32,
     /// Line total.
     pub total: i64,

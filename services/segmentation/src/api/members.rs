@@ -183,7 +183,7 @@ pub async fn cdp_list(
         .iter()
         .map(|row| {
             json!({
-                "id": row.id, "name": row.name, "description": row.description, "type": row.kind,
+                "id": row.id, "name": row.name, "description": row.description, "type": row.kind.as_str(),
                 "criteria": row.rules, "member_count": row.cached_count,
                 "is_active": row.is_active,
                 "last_updated": row.count_cached_at.unwrap_or(row.updated_at),

@@ -140,8 +140,8 @@ pub struct ListQuery {
 /// A segment as the v1 API shows it.
 pub fn view(row: &store::saved::SegmentRow) -> serde_json::Value {
     serde_json::json!({
-        "id": row.id, "name": row.name, "description": row.description, "type": row.kind,
-        "rules": row.rules, "customer_ids": if row.kind == "static" { serde_json::json!(row.member_ids) } else { serde_json::Value::Null },
+        "id": row.id, "name": row.name, "description": row.description, "type": row.kind.as_str(),
+        "rules": row.rules, "customer_ids": if row.kind == Kind::Static { serde_json::json!(row.member_ids) } else { serde_json::Value::Null },
         "is_active": row.is_active, "cached_count": row.cached_count, "count_cached_at": row.count_cached_at,
         "imported_rows": row.imported_rows, "unmatched_rows": row.unmatched_rows,
         "created_at": row.created_at, "updated_at": row.updated_at,
@@ -264,7 +264,7 @@ pub async fn replace(
     principal.require_any(WRITERS)?;
     let input = raw(body.into_inner());
     let row = service::segments::replace(&infra, principal.tenant.as_str(), *id, |existing| {
-        let kind = Kind::parse(&existing.kind).unwrap_or(Kind::Dynamic);
+        let kind = existing.kind;
         Ok(Draft::parse(
             input,
             Some((kind, existing.is_active, &existing.member_ids)),

@@ -63,7 +63,8 @@ pub struct Draft {
     pub name: String,
     /// Free text.
     pub description: Option<String>,
-    /// Kind.
+    /// Dynamic (rules), static (ids) or imported (CSV); decides which of `rules` or the ids defines
+    /// the members.
     pub kind: Kind,
     /// Rules or members.
     pub audience: Audience,
@@ -74,9 +75,10 @@ pub struct Draft {
 /// The raw fields of a create or replace request.
 #[derive(Debug, Default)]
 pub struct RawDraft {
-    /// Name.
+    /// Display name as sent; trimmed and required (1 to 200 characters) when the draft is
+    /// validated.
     pub name: Option<String>,
-    /// Description.
+    /// Free text for people; `None` or absent leaves no description.
     pub description: Option<String>,
     /// `type`.
     pub kind: Option<String>,

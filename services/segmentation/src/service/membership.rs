@@ -20,6 +20,7 @@ use mkt_runtime::Infra;
 use uuid::Uuid;
 
 use crate::domain::rules::{Group, evaluate, sql};
+use crate::domain::segment::Kind;
 use crate::events::publish::{self, Reason};
 use crate::store::members::{self, Change, MembershipChange};
 use crate::store::saved::SegmentRow;
@@ -165,7 +166,7 @@ pub async fn recompute(
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<Vec<MembershipChange>> {
     members::lock_exclusive(conn, row.id).await?;
-    let changes = if row.kind == "dynamic" {
+    let changes = if row.kind == Kind::Dynamic {
         let Some(tree) = tree(row) else {
             return Ok(Vec::new());
         };

@@ -28,7 +28,7 @@ fn row(tenant: &str, draft: Draft, existing: Option<&SegmentRow>) -> Result<Segm
         id: existing.map_or_else(Uuid::now_v7, |e| e.id),
         name: draft.name,
         description: draft.description,
-        kind: draft.kind.as_str().to_owned(),
+        kind: draft.kind,
         rules,
         member_ids,
         is_active: draft.is_active,

@@ -12,27 +12,29 @@ use super::schema::customer_profiles;
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = customer_profiles)]
 pub struct ProfileUpsert {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
-    /// Customer id.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// Store's id.
     pub external_id: Option<String>,
-    /// Email.
+    /// Lower-cased address as ingestion stored it; `None` once the customer is erased.
     pub email: Option<String>,
-    /// Name.
+    /// Full name as ingestion stored it; `None` once the customer is erased.
     pub name: Option<String>,
-    /// Phone.
+    /// Phone number as given: digits, spaces and `+ - ( ) .` only, at most 32 characters (not
+    /// normalised to E.164).
     pub phone: Option<String>,
-    /// City.
+    /// City as given, not normalised.
     pub city: Option<String>,
-    /// State.
+    /// State or region as given (free text, not a code list).
     pub state: Option<String>,
     /// Postal code.
     pub zip_code: Option<String>,
-    /// Country.
+    /// Country as given: free text up to 100 characters, not checked against ISO 3166.
     pub country: Option<String>,
-    /// Loyalty tier.
+    /// The store's loyalty tier label: free text (at most 64 characters), no fixed list.
     pub loyalty_tier: Option<String>,
     /// Custom traits.
     pub attributes: serde_json::Value,

@@ -46,23 +46,25 @@ pub struct MemberRow {
     pub external_id: Option<String>,
     /// Full name.
     pub name: Option<String>,
-    /// Email.
+    /// Lower-cased, trimmed address (ingestion's upsert key), as ingestion stored it.
     pub email: Option<String>,
-    /// Phone.
+    /// Phone number as given: digits, spaces and `+ - ( ) .` only, at most 32 characters (not
+    /// normalised to E.164).
     pub phone: Option<String>,
-    /// City.
+    /// City as given, not normalised.
     pub city: Option<String>,
-    /// State.
+    /// State or region as given (free text, not a code list).
     pub state: Option<String>,
-    /// Country.
+    /// Country as given: free text up to 100 characters, not checked against ISO 3166.
     pub country: Option<String>,
     /// Orders (refunds and cancellations excluded).
     pub orders_count: i64,
     /// Net spend, minor units.
     pub total_spent: i64,
-    /// Last order.
+    /// Instant of the latest counted order (cancelled and refunded excluded); `None`: never
+    /// ordered.
     pub last_order_at: Option<DateTime<Utc>>,
-    /// RFM segment.
+    /// RFM segment name from cdp-analytics' latest run (the rules' `segment` field).
     pub rfm_segment: Option<String>,
     /// 1-5.
     pub recency_score: Option<i32>,
@@ -74,7 +76,7 @@ pub struct MemberRow {
     pub clv: Option<i64>,
     /// high | medium | low.
     pub clv_tier: Option<String>,
-    /// Churn risk level.
+    /// `active`, `at_risk`, `churning` or `churned`, from cdp-analytics' latest run.
     pub churn_risk: Option<String>,
 }
 

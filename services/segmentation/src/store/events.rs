@@ -11,15 +11,16 @@ use super::schema::customer_events;
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = customer_events)]
 pub struct TrackedEvent {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
     /// Event id (ingestion's).
     pub event_id: Uuid,
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// Type.
     pub event_type: String,
-    /// Properties.
+    /// The event's properties: always a JSON object (`{}` when none were sent).
     pub properties: serde_json::Value,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bool, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -39,8 +39,9 @@ pub struct MembershipChange {
 
 #[derive(QueryableByName)]
 struct ChangeRow {
-    #[diesel(sql_type = Text)]
-    change: String,
+    /// `true` from the `entered` CTE, `false` from `exited`.
+    #[diesel(sql_type = Bool)]
+    entered: bool,
     #[diesel(sql_type = SqlUuid)]
     customer_id: Uuid,
 }
@@ -92,8 +93,8 @@ pub async fn rematerialise(
              AND NOT EXISTS (SELECT 1 FROM matching x WHERE x.customer_id = m.customer_id) \
              RETURNING customer_id \
          ) \
-         SELECT 'entered' AS change, customer_id FROM entered \
-         UNION ALL SELECT 'exited', customer_id FROM exited",
+         SELECT TRUE AS entered, customer_id FROM entered \
+         UNION ALL SELECT FALSE, customer_id FROM exited",
         predicate = predicate.sql,
         at = predicate.binds.len() + 3,
     );
@@ -113,7 +114,7 @@ fn changes(segment: Uuid, rows: Vec<ChangeRow>) -> Vec<MembershipChange> {
         .map(|r| MembershipChange {
             segment_id: segment,
             customer_id: r.customer_id,
-            change: if r.change == "entered" {
+            change: if r.entered {
                 Change::Entered
             } else {
                 Change::Exited
@@ -143,8 +144,8 @@ pub async fn replace_explicit(
              AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.customer_id = m.customer_id) \
              RETURNING customer_id \
          ) \
-         SELECT 'entered' AS change, customer_id FROM entered \
-         UNION ALL SELECT 'exited', customer_id FROM exited",
+         SELECT TRUE AS entered, customer_id FROM entered \
+         UNION ALL SELECT FALSE, customer_id FROM exited",
     )
     .bind::<Text, _>(tenant)
     .bind::<SqlUuid, _>(segment)

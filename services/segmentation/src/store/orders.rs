@@ -12,11 +12,12 @@ use super::schema::{customer_orders, customer_profiles};
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = customer_orders)]
 pub struct OrderState {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
-    /// Order.
+    /// Ingestion's id for the order.
     pub order_id: Uuid,
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
     /// The status's name (`OrderStatus::name`); which ones count is the contract's rule.
     pub status: String,
@@ -24,7 +25,7 @@ pub struct OrderState {
     pub total_amount: i64,
     /// ISO 4217 code.
     pub currency: String,
-    /// Promo code.
+    /// Promo code as ingestion stored it (upper-cased).
     pub promo_code: Option<String>,
     /// Purchase time.
     pub ordered_at: DateTime<Utc>,

@@ -6,21 +6,24 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::segments;
+use crate::domain::segment::Kind;
 
 /// A saved segment.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = segments)]
 pub struct SegmentRow {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
-    /// Id.
+    /// UUIDv7 given by the service when the segment is created; never changes.
     pub id: Uuid,
-    /// Name.
+    /// Display name, trimmed, 1 to 200 characters; not unique within the tenant.
     pub name: String,
-    /// Description.
+    /// Free text for people; `None` when none was given.
     pub description: Option<String>,
-    /// dynamic | static | imported.
-    pub kind: String,
+    /// What defines the members; stored as its text name (`Kind::as_str`).
+    #[diesel(serialize_as = String, deserialize_as = String)]
+    pub kind: Kind,
     /// Canonical rule tree (dynamic).
     pub rules: Option<serde_json::Value>,
     /// Explicit members (static, imported).
@@ -31,7 +34,7 @@ pub struct SegmentRow {
     pub cached_count: i64,
     /// When it was computed.
     pub count_cached_at: Option<DateTime<Utc>>,
-    /// Created.
+    /// When the segment was first saved (service clock); kept across updates.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
@@ -41,10 +44,29 @@ pub struct SegmentRow {
     pub unmatched_rows: Option<i64>,
 }
 
+// `segments.kind` is text in PostgreSQL; these two conversions are the only place the
+// service meets the stored name, so everything above the store compares `Kind`s.
+impl From<Kind> for String {
+    fn from(kind: Kind) -> String {
+        kind.as_str().to_owned()
+    }
+}
+
+impl TryFrom<String> for Kind {
+    type Error = String;
+
+    fn try_from(stored: String) -> Result<Kind, String> {
+        Kind::parse(&stored)
+            .ok_or_else(|| format!("unknown segment kind {stored:?} in segments.kind"))
+    }
+}
+
 /// Stores a new segment.
 pub async fn insert(conn: &mut AsyncPgConnection, row: &SegmentRow) -> QueryResult<()> {
     diesel::insert_into(segments::table)
-        .values(row)
+        // By value: `kind`'s `serialize_as` conversion consumes the row (one small copy
+        // per segment write).
+        .values(row.clone())
         .execute(conn)
         .await?;
     Ok(())
@@ -57,7 +79,7 @@ pub async fn update(conn: &mut AsyncPgConnection, row: &SegmentRow) -> QueryResu
             .filter(segments::tenant_id.eq(&row.tenant_id))
             .filter(segments::id.eq(row.id)),
     )
-    .set(row)
+    .set(row.clone())
     .execute(conn)
     .await?;
     Ok(())
@@ -138,7 +160,7 @@ pub async fn count_known(
 pub async fn dynamic(conn: &mut AsyncPgConnection, tenant: &str) -> QueryResult<Vec<SegmentRow>> {
     segments::table
         .filter(segments::tenant_id.eq(tenant))
-        .filter(segments::kind.eq("dynamic"))
+        .filter(segments::kind.eq(Kind::Dynamic.as_str()))
         .select(SegmentRow::as_select())
         .load(conn)
         .await
@@ -147,7 +169,7 @@ pub async fn dynamic(conn: &mut AsyncPgConnection, tenant: &str) -> QueryResult<
 /// Every tenant's dynamic segments (the clock picks the time-relative ones).
 pub async fn all_dynamic(conn: &mut AsyncPgConnection) -> QueryResult<Vec<SegmentRow>> {
     segments::table
-        .filter(segments::kind.eq("dynamic"))
+        .filter(segments::kind.eq(Kind::Dynamic.as_str()))
         .select(SegmentRow::as_select())
         .load(conn)
         .await

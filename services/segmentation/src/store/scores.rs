@@ -12,11 +12,13 @@ use super::schema::customer_scores;
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = customer_scores)]
 pub struct ScoresUpdate {
-    /// Tenant.
+    /// Owning tenant (the `tenant_id` claim of the token the data came in with); every query
+    /// on the table filters by it.
     pub tenant_id: String,
-    /// Customer.
+    /// Ingestion's id for the customer, the same in every service.
     pub customer_id: Uuid,
-    /// RFM segment name.
+    /// RFM segment name from cdp-analytics' latest run (the rules' `segment` field); `None` before
+    /// RFM ran.
     pub rfm_segment: Option<String>,
     /// 1-5.
     pub recency_score: Option<i32>,

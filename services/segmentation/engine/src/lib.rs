@@ -14,9 +14,11 @@
 //! - a query compiles the tree once against the index, then computes a bitset of slots
 //!   64 rows at a time, AND/OR/NOT on whole words.
 //!
-//! The semantics are exactly the reference evaluator's (`rules::evaluate`), which the
-//! property test `tests/fast_engine_agreement.rs` checks on random rules and data.
-//! `store::snapshot` loads an index from PostgreSQL and reads its change feed.
+//! The semantics are exactly the reference evaluator's (`mkt_segment_rules::evaluate`),
+//! which the property test `tests/fast_engine_agreement.rs` checks on random rules and
+//! data. This crate does no I/O: it takes records and rule trees. The segmentation
+//! service's `store::snapshot` loads an index from PostgreSQL and reads its change feed;
+//! its `benches/engine.rs` measures the engine against SQL.
 //!
 //! Single-threaded by design: a replica keeps one index per tenant behind a lock; an
 //! evaluation only reads it.
@@ -39,9 +41,9 @@ use uuid::Uuid;
 
 pub use record::{BehaviourEvent, CustomerRecord, Scores};
 
-use crate::domain::rules::Group;
 use columns::{AttrColumn, BoolColumn, CodedColumn, Column};
 use events::EventLog;
+use mkt_segment_rules::Group;
 
 /// Text fields, in `TenantIndex::text` order.
 const TEXT: [&str; 11] = [

@@ -6,7 +6,10 @@
 //! and normalised into it ([`dialects`]); a stored segment keeps only the canonical tree.
 //! [`validate`] checks fields, operators and value types and reports the path of every
 //! bad node; [`evaluate`] is the straightforward reference evaluator the fast engine is
-//! checked against.
+//! checked against; [`sql`] compiles a tree to a parameterised SQL predicate.
+//!
+//! Pure: no database, HTTP or bus code here (the segmentation service binds the SQL and
+//! owns every I/O), so the fast engine (`mkt-segment-engine`) can depend on it.
 
 pub mod dialects;
 pub mod evaluate;
@@ -41,7 +44,7 @@ pub struct Group {
     /// Inverts the whole group.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub negate: bool,
-    /// Conditions.
+    /// Leaf conditions, combined with the sub-groups by `logic`; may be empty.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Nested groups.

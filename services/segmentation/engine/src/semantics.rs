@@ -1,4 +1,4 @@
-//! The reference evaluator's value semantics (`rules/evaluate.rs`), restated over one
+//! The reference evaluator's value semantics (`mkt_segment_rules::evaluate`), restated over one
 //! stored value so the columns can apply them to a dictionary entry or a typed cell.
 //!
 //! Everything here must read exactly like the reference: the property test
@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use crate::domain::rules::Condition;
+use mkt_segment_rules::Condition;
 
 /// An RFC 3339 instant, as the reference's `parse_time` reads one.
 pub(super) fn parse_time_str(s: &str) -> Option<DateTime<Utc>> {

@@ -25,7 +25,8 @@ pub struct EventRecord {
     pub event_type: String,
     /// When.
     pub occurred_at: DateTime<Utc>,
-    /// Properties object.
+    /// The event's properties: a JSON object (`{}` when none); `property` filters read its
+    /// top-level keys.
     pub properties: Value,
 }
 
@@ -230,7 +231,7 @@ pub fn evaluate(group: &Group, customer: &Customer, now: DateTime<Utc>) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::rules::dialects::normalise;
+    use crate::dialects::normalise;
     use serde_json::json;
 
     fn customer(fields: Value) -> Customer {

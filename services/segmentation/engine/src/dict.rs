@@ -391,7 +391,7 @@ impl Dict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::rules::Condition;
+    use mkt_segment_rules::Condition;
     use serde_json::json;
 
     fn test(op: &str, value: Value) -> Test {

@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
-use segmentation::domain::engine::{BehaviourEvent, CustomerRecord, Scores, TenantIndex};
-use segmentation::domain::rules::evaluate::evaluate;
-use segmentation::domain::rules::fields::{self, FieldType};
-use segmentation::domain::rules::{
+use mkt_segment_engine::{BehaviourEvent, CustomerRecord, Scores, TenantIndex};
+use mkt_segment_rules::evaluate::evaluate;
+use mkt_segment_rules::fields::{self, FieldType};
+use mkt_segment_rules::{
     Condition, Group, Logic, OPERATORS, PropertyFilter, operators_for, validate,
 };
 use serde_json::{Value, json};
@@ -536,7 +536,7 @@ fn check(
     trees: usize,
     phase: &str,
 ) -> usize {
-    let reference: Vec<(Uuid, segmentation::domain::rules::evaluate::Customer)> = model
+    let reference: Vec<(Uuid, mkt_segment_rules::evaluate::Customer)> = model
         .iter()
         .map(|(id, r)| (*id, r.to_reference()))
         .collect();

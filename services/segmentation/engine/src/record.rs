@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::semantics::{from_micros, record_micros};
-use crate::domain::rules::evaluate::{Customer, EventRecord};
+use mkt_segment_rules::evaluate::{Customer, EventRecord};
 
 /// One customer: profile, order aggregates, scores and engagement, custom traits and
 /// behaviour events. Instants are kept to the microsecond (PostgreSQL's precision):
@@ -19,19 +19,19 @@ pub struct CustomerRecord {
     pub id: Uuid,
     /// Full name.
     pub name: Option<String>,
-    /// Email.
+    /// Email as ingestion stored it (lower-cased); rules compare text case-insensitively.
     pub email: Option<String>,
-    /// Phone.
+    /// Phone number as given to ingestion (not normalised); compared case-insensitively as text.
     pub phone: Option<String>,
-    /// City.
+    /// City as given; rules compare it case-insensitively.
     pub city: Option<String>,
-    /// State or region.
+    /// State or region as given; rules compare it case-insensitively.
     pub state: Option<String>,
-    /// Country.
+    /// Country as given (free text, not an ISO code); rules compare it case-insensitively.
     pub country: Option<String>,
     /// Postal code.
     pub zip_code: Option<String>,
-    /// Loyalty tier.
+    /// The store's tier label (free text); rules compare it case-insensitively.
     pub loyalty_tier: Option<String>,
     /// Sign-up time (the `created_at` field of rules).
     pub signed_up_at: Option<DateTime<Utc>>,
@@ -45,9 +45,9 @@ pub struct CustomerRecord {
     pub orders_count: i64,
     /// Net spend in minor units.
     pub total_spent: i64,
-    /// First order.
+    /// Instant of the first counted order (`None`: never ordered); kept to the microsecond.
     pub first_order_at: Option<DateTime<Utc>>,
-    /// Last order.
+    /// Instant of the latest counted order; `last_order_days_ago` counts whole days from it.
     pub last_order_at: Option<DateTime<Utc>>,
     /// Analytics scores and engagement (`None`: no `customer_scores` row yet).
     pub scores: Option<Scores>,
@@ -76,11 +76,11 @@ pub struct Scores {
     pub churn_risk: Option<String>,
     /// 1 - P(alive). Not-a-number and infinities read as unset (JSON has neither).
     pub churn_probability: Option<f64>,
-    /// Emails opened.
+    /// Campaign emails the customer opened, as cdp-analytics last counted them.
     pub emails_opened: i64,
-    /// Emails clicked.
+    /// Campaign emails in which the customer clicked a link, as cdp-analytics last counted them.
     pub emails_clicked: i64,
-    /// Unsubscribed from email.
+    /// Whether the customer unsubscribed from email (kept apart from the consent flags).
     pub unsubscribed: bool,
 }
 
@@ -91,7 +91,7 @@ pub struct BehaviourEvent {
     pub event_type: String,
     /// When.
     pub occurred_at: DateTime<Utc>,
-    /// Properties object.
+    /// The event's properties: always a JSON object (`{}` when none were sent).
     pub properties: Value,
 }
 
