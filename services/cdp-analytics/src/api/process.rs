@@ -90,6 +90,18 @@ pub async fn process(
     if input.as_of.is_some_and(|t| t > chrono::Utc::now()) {
         return Err(ApiError::invalid("as_of", "must not be in the future"));
     }
+    if input
+        .as_of
+        .is_some_and(|t| t < processing::earliest_as_of())
+    {
+        return Err(ApiError::invalid(
+            "as_of",
+            format!(
+                "must not be before {}",
+                processing::earliest_as_of().to_rfc3339()
+            ),
+        ));
+    }
     let request = Request {
         analyses,
         force: input.force,

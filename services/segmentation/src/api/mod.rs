@@ -5,6 +5,7 @@ use mkt_runtime::BearerAuth;
 use utoipa::OpenApi;
 
 pub mod members;
+pub mod paging;
 pub mod segments;
 
 /// Registers every route.

@@ -208,13 +208,14 @@ pub async fn list(
     principal.require_any(READERS)?;
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let offset = super::paging::page_offset(page, limit)?;
     let mut conn = infra.pool.get().await?;
     let (rows, total) = store::saved::list(
         &mut conn,
         principal.tenant.as_str(),
         query.kind.as_deref(),
         limit,
-        (page - 1) * limit,
+        offset,
     )
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({

@@ -1,0 +1,151 @@
+//! The input holes an outside review found, through the gateway: each answers a 4xx with
+//! the error envelope (no panic, no 5xx) and the service behind it keeps answering.
+//! Huge pages and offsets on every list route, day counts and lists in segment rules
+//! past their caps, `as_of` out of range, and paths with dot segments (which the gateway
+//! used to authorise as one path and forward as another). Also: a backtest answers with
+//! its fitted model.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use e2e::Stack;
+use mkt_test_support as support;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const HUGE: &str = "9223372036854775807";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A 4xx with the error envelope (`success: false`, `code`, `status`).
+#[track_caller]
+fn assert_envelope(status: u16, body: &Value, expected_status: u16, code: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], expected_status, "{body}");
+}
+
+async fn get(stack: &Stack, token: &str, path: &str) -> (u16, Value) {
+    let (status, _, body) = stack.send(Method::GET, path, token, None, &[]).await;
+    (status, body)
+}
+
+async fn post(stack: &Stack, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let (status, _, body) = stack
+        .send(Method::POST, path, token, Some(&body), &[])
+        .await;
+    (status, body)
+}
+
+#[actix_web::test]
+async fn huge_pages_and_offsets_answer_400_on_every_list_route_and_the_services_stay_up() {
+    let stack = Stack::start().await;
+    let token = support::token("acme", &["ingest", "reader", "marketer"]);
+    let customer = stack.create_customer(&token, "ann@example.com", "CA").await;
+    let (status, segment) = post(
+        &stack,
+        &token,
+        "/api/v1/marketing/segments",
+        json!({"name": "Ann", "type": "static", "customer_ids": [customer]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{segment}");
+    let id = segment["data"]["id"].as_str().expect("id").to_owned();
+
+    let lists = [
+        "/api/v2/cdp/customers".to_owned(),
+        "/api/v2/cdp/orders".to_owned(),
+        "/api/v1/marketing/segments".to_owned(),
+        format!("/api/v1/marketing/segments/{id}/customers"),
+    ];
+    for list in &lists {
+        for page in [HUGE, "100001"] {
+            let (status, body) = get(&stack, &token, &format!("{list}?page={page}")).await;
+            assert_envelope(status, &body, 400, "invalid_query");
+        }
+        // The worker that refused it is alive, and the last allowed page is fine.
+        let (status, body) = get(&stack, &token, &format!("{list}?page=100000")).await;
+        assert_eq!(status, 200, "{list}: {body}");
+        let (status, body) = get(&stack, &token, list).await;
+        assert_eq!(status, 200, "{list}: {body}");
+    }
+    let members = format!("/api/v2/cdp/segments/{id}/members");
+    let (status, body) = get(&stack, &token, &format!("{members}?offset={HUGE}")).await;
+    assert_envelope(status, &body, 400, "invalid_query");
+    let (status, body) = get(&stack, &token, &format!("{members}?offset=10000000")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["members"], json!([]));
+}
+
+#[actix_web::test]
+async fn rule_day_counts_and_lists_past_their_caps_answer_400_and_previews_keep_working() {
+    let stack = Stack::start().await;
+    let token = support::token("acme", &["ingest", "marketer"]);
+    stack.create_customer(&token, "ann@example.com", "CA").await;
+    let preview = |condition: Value| json!({"rules": {"logic": "AND", "conditions": [condition]}});
+    let items: Vec<String> = (0..1_001).map(|i| format!("city-{i}")).collect();
+    for condition in [
+        json!({"field": "created_at", "operator": "newer_than_days", "value": 1_000_000_000}),
+        json!({"field": "created_at", "operator": "older_than_days", "value": 36_501}),
+        json!({"field": "event", "operator": "performed_at_least", "value": 1,
+               "event_type": "page_view", "within_days": 1_000_000_000}),
+        json!({"field": "city", "operator": "in", "value": items}),
+    ] {
+        for path in [
+            "/api/v1/marketing/segments/preview",
+            "/api/v1/marketing/segments",
+        ] {
+            let mut body = preview(condition.clone());
+            if path.ends_with("/segments") {
+                body["name"] = json!("too much");
+            }
+            let (status, answer) = post(&stack, &token, path, body).await;
+            assert_envelope(status, &answer, 400, "invalid_segment_criteria");
+        }
+    }
+    // The largest day count is fine, and counts the customer once it reached the service.
+    let largest =
+        preview(json!({"field": "created_at", "operator": "newer_than_days", "value": 36_500}));
+    support::eventually(WAIT, "the customer in the preview", || async {
+        let (status, body) = post(
+            &stack,
+            &token,
+            "/api/v1/marketing/segments/preview",
+            largest.clone(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        (body["data"]["count"] == 1).then_some(())
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn an_as_of_out_of_range_answers_400_and_processing_keeps_working() {
+    let stack = Stack::start().await;
+    let token = support::token("acme", &["analyst"]);
+    for as_of in [
+        "-9999-01-01T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+    ] {
+        let (status, body) = post(
+            &stack,
+            &token,
+            "/api/v2/cdp/process/acme",
+            json!({"as_of": as_of, "force": true}),
+        )
+        .await;
+        assert_envelope(status, &body, 400, "validation_failed");
+        assert!(body["details"]["as_of"].is_array(), "{body}");
+    }
+    let (status, body) = post(
+        &stack,
+        &token,
+        "/api/v2/cdp/process/acme",
+        json!({"as_of": "1970-01-01T00:00:00Z", "force": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
