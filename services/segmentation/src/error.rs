@@ -21,6 +21,9 @@ pub enum ApiError {
     /// A query parameter is invalid.
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// An upload over its byte cap (the cap).
+    #[error("upload too large")]
+    UploadTooLarge(u64),
     /// No segment with that id in the caller's tenant.
     #[error("segment {0} not found")]
     SegmentNotFound(String),
@@ -51,6 +54,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidBody(_)
             | ApiError::InvalidSegment(_)
             | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::SegmentNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Auth(e) => e.status_code(),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -95,6 +99,11 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
                 format!("Invalid JSON body: {reason}"),
+            )),
+            ApiError::UploadTooLarge(max) => render(ErrorInfo::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("An upload may be at most {max} bytes."),
             )),
             ApiError::InvalidQuery(reason) => render(ErrorInfo::new(
                 StatusCode::BAD_REQUEST,
