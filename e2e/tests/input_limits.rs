@@ -149,3 +149,19 @@ async fn an_as_of_out_of_range_answers_400_and_processing_keeps_working() {
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[actix_web::test]
+async fn a_token_not_valid_yet_answers_401_and_a_valid_one_still_passes() {
+    let stack = Stack::start().await;
+    let now = Utc::now().timestamp();
+    let claims = |nbf: i64| {
+        json!({"sub": "u", "tenant_id": "acme", "roles": ["reader"], "iss": support::TEST_ISSUER,
+            "aud": support::TEST_AUDIENCE, "exp": now + 600, "nbf": nbf})
+    };
+    let early = support::signer().sign_json(&claims(now + 600));
+    let (status, body) = get(&stack, &early, "/api/v2/cdp/customers").await;
+    assert_envelope(status, &body, 401, "invalid_token");
+    let valid = support::signer().sign_json(&claims(now - 5));
+    let (status, body) = get(&stack, &valid, "/api/v2/cdp/customers").await;
+    assert_eq!(status, 200, "{body}");
+}
