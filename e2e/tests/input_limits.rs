@@ -150,6 +150,55 @@ async fn an_as_of_out_of_range_answers_400_and_processing_keeps_working() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// Sends `GET path` over a plain socket: an HTTP client would resolve the dot segments
+/// itself, as the gateway's upstream client did, and the test would prove nothing.
+async fn raw_get(stack: &Stack, path: &str, token: &str) -> (u16, Value) {
+    let addr = stack.gateway.url().trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = match (text.find('{'), text.rfind('}')) {
+        (Some(start), Some(end)) => serde_json::from_str(&text[start..=end]).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    (status, body)
+}
+
+#[actix_web::test]
+async fn dot_segments_are_refused_before_the_gateway_authorises_a_path() {
+    let stack = Stack::start().await;
+    // A reader may read profiles, not the admin's integrations.
+    let reader = support::token("acme", &["reader"]);
+    for path in [
+        "/api/v2/cdp/customers/x/profile/../../../tenant-integrations",
+        "/api/v2/cdp/customers/x/profile/%2e%2e/%2E%2e/%2e%2E/tenant-integrations",
+        "/api/v2/cdp/customers/x/profile/.%2e/..%2E/../tenant-integrations",
+        "/api/v2/cdp/customers/x/profile/./x",
+        "/api/v2/cdp/customers/x%2f..%2f..%2f..%2ftenant-integrations/profile",
+        "/api/v2/cdp/customers/x%5C..%5C..%5Ctenant-integrations/profile",
+    ] {
+        let (status, body) = raw_get(&stack, path, &reader).await;
+        assert_envelope(status, &body, 400, "invalid_path");
+    }
+    // The same socket path without dot segments is authorised and forwarded as sent.
+    let (status, body) = raw_get(&stack, "/api/v2/cdp/customers", &reader).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = raw_get(&stack, "/api/v2/cdp/tenant-integrations", &reader).await;
+    assert_envelope(status, &body, 403, "forbidden");
+}
+
 #[actix_web::test]
 async fn a_token_not_valid_yet_answers_401_and_a_valid_one_still_passes() {
     let stack = Stack::start().await;
