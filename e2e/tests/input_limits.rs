@@ -199,6 +199,113 @@ async fn dot_segments_are_refused_before_the_gateway_authorises_a_path() {
     assert_envelope(status, &body, 403, "forbidden");
 }
 
+async fn order_at(stack: &Stack, token: &str, customer: &str, amount: i64, at: DateTime<Utc>) {
+    let order = json!({"customerId": customer, "currency": "USD", "status": "delivered",
+        "totalAmount": amount, "orderedAt": at.to_rfc3339(),
+        "items": [{"productId": "p", "name": "n", "price": amount, "quantity": 1, "total": amount}]});
+    let (status, body) = post(stack, token, "/api/v2/cdp/orders", order).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[actix_web::test]
+async fn a_backtest_answers_with_its_fitted_model_and_the_status_route_shows_it() {
+    let stack = Stack::start().await;
+    let writer = support::token("acme", &["ingest"]);
+    let analyst = support::token("acme", &["analyst", "reader"]);
+    let as_of = Utc::now() - chrono::Duration::days(1);
+    // 24 customers with two to six purchase days each: enough repeat buyers (20) for
+    // BG/NBD to be fitted rather than the heuristic.
+    let mut orders = 0;
+    // A fixed pseudo-random mix of purchase counts, gaps and amounts (an LCG), so the
+    // fits see customers that differ.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |below: i64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((seed >> 33) % below as u64) as i64
+    };
+    for i in 0..24_i64 {
+        let customer = stack
+            .create_customer(&writer, &format!("c{i}@example.com"), "CA")
+            .await;
+        let typical = 1_500 + next(6_000);
+        let mut at = as_of - chrono::Duration::days(1 + next(60));
+        for _ in 0..(2 + next(5)) {
+            order_at(&stack, &writer, &customer, typical + next(typical), at).await;
+            orders += 1;
+            at -= chrono::Duration::days(3 + next(40));
+        }
+    }
+    support::eventually_scalar(
+        WAIT,
+        "orders in the analytics read model",
+        &stack.analytics_db,
+        "SELECT count(*) FROM cdp_analytics.orders",
+        orders,
+    )
+    .await;
+
+    let (status, backtest) = post(
+        &stack,
+        &analyst,
+        "/api/v2/cdp/process/acme",
+        json!({"analyses": ["clv", "churn"], "as_of": as_of.to_rfc3339(), "force": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{backtest}");
+    let model = &backtest["model"];
+    assert_eq!(model["time_unit"], "week", "{backtest}");
+    assert_eq!(model["method"], "bg_nbd", "{model}");
+    let purchase = &model["purchase"];
+    assert_eq!(purchase["name"], "bg_nbd", "{model}");
+    for p in ["r", "alpha", "a", "b"] {
+        let v = purchase["params"][p].as_f64().expect("purchase parameter");
+        assert!(v.is_finite() && v > 0.0, "{p} = {v}");
+    }
+    let ll = purchase["log_likelihood"].as_f64().expect("log-likelihood");
+    assert!(ll.is_finite() && ll < 0.0, "log-likelihood {ll}");
+    assert!(purchase["converged"].is_boolean(), "{model}");
+    assert_eq!(purchase["customers"], 24, "{model}");
+    let spend = &model["spend"];
+    assert_eq!(spend["customers"], 24, "{model}");
+    match spend["name"].as_str() {
+        Some("gamma_gamma") => {
+            for p in ["p", "q", "gamma"] {
+                let v = spend["params"][p].as_f64().expect("spend parameter");
+                assert!(v.is_finite() && v > 0.0, "{p} = {v}");
+            }
+            assert!(spend["log_likelihood"].as_f64().is_some_and(f64::is_finite));
+            assert!(spend["converged"].is_boolean(), "{model}");
+        }
+        // The documented fallback, which says why.
+        Some("average_order_value") => {
+            assert!(
+                spend["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                "{model}"
+            );
+        }
+        other => panic!("spend model {other:?}: {model}"),
+    }
+
+    // The status route's run carries the same model.
+    let (status, body) = get(&stack, &analyst, "/api/v2/cdp/process/status/acme").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["current_run"]["run_id"], backtest["run_id"], "{body}");
+    assert_eq!(&body["current_run"]["model"], model, "{body}");
+
+    // RFM alone fits no model: null, not an empty object.
+    let (status, rfm) = post(
+        &stack,
+        &analyst,
+        "/api/v2/cdp/process/acme",
+        json!({"analyses": ["rfm"], "as_of": as_of.to_rfc3339(), "force": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{rfm}");
+    assert_eq!(rfm["model"], Value::Null, "{rfm}");
+}
+
 #[actix_web::test]
 async fn a_token_not_valid_yet_answers_401_and_a_valid_one_still_passes() {
     let stack = Stack::start().await;
