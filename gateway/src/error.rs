@@ -11,6 +11,9 @@ pub enum GatewayError {
     /// Token missing/invalid (401) or role not allowed (403).
     #[error(transparent)]
     Auth(#[from] mkt_auth::AuthError),
+    /// The path has a dot segment or an encoded separator (see `proxy::check_path`).
+    #[error("bad path: {0}")]
+    BadPath(&'static str),
     /// No service owns the path.
     #[error("no route")]
     NoRoute,
@@ -26,6 +29,7 @@ impl ResponseError for GatewayError {
     fn status_code(&self) -> StatusCode {
         match self {
             GatewayError::Auth(e) => e.status_code(),
+            GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
             GatewayError::Unavailable(..) => StatusCode::BAD_GATEWAY,
             GatewayError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -35,6 +39,11 @@ impl ResponseError for GatewayError {
     fn error_response(&self) -> HttpResponse {
         match self {
             GatewayError::Auth(e) => e.error_response(),
+            GatewayError::BadPath(reason) => render(ErrorInfo::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                format!("Invalid path: {reason}"),
+            )),
             GatewayError::NoRoute => render(ErrorInfo::new(
                 StatusCode::NOT_FOUND,
                 "not_found",

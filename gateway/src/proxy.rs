@@ -87,6 +87,25 @@ fn copy_headers(from: &ActixHeaders) -> reqwest::header::HeaderMap {
     out
 }
 
+/// Refuses a path with a `.` or `..` segment, also percent-encoded (`%2e`, `%2E%2e`), or
+/// with an encoded slash or any backslash in a segment (`%2f`, `%5c`, `\\`): URL parsers
+/// turn those into other paths (RFC 3986 section 5.2.4; WHATWG treats `\\` as `/`).
+pub fn check_path(path: &str) -> Result<(), GatewayError> {
+    for segment in path.split('/') {
+        let lower = segment.to_ascii_lowercase();
+        let dots = lower.replace("%2e", ".");
+        if dots == "." || dots == ".." {
+            return Err(GatewayError::BadPath("dot segments are not allowed"));
+        }
+        if lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\') {
+            return Err(GatewayError::BadPath(
+                "encoded slashes and backslashes are not allowed",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The catch-all handler for `/api/...`: authenticate, authorise by the routing table,
 /// forward.
 pub async fn forward(
@@ -95,6 +114,10 @@ pub async fn forward(
     proxy: web::Data<Proxy>,
     verifier: web::Data<Verifier>,
 ) -> Result<HttpResponse, GatewayError> {
+    // The path is checked before it is authorised, and forwarded byte for byte: the
+    // upstream URL parser would resolve dot segments, so a path that has any is refused
+    // rather than authorised as one path and forwarded as another.
+    check_path(req.path())?;
     let rule = routes::resolve(req.path()).ok_or(GatewayError::NoRoute)?;
     let principal = verifier.verify_request(&req).await?;
     principal.require_any(rule.allowed(req.method()))?;
@@ -177,4 +200,34 @@ pub async fn forward(
         .bytes_stream()
         .map(|chunk| chunk.map_err(|e| actix_web::error::ErrorBadGateway(e.to_string())));
     Ok(builder.streaming(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_path;
+
+    #[test]
+    fn dot_segments_and_encoded_separators_are_refused() {
+        for path in [
+            "/api/v2/cdp/customers/x/profile/../../../tenant-integrations",
+            "/api/v2/cdp/customers/x/profile/./x",
+            "/api/v2/cdp/customers/x/profile/%2e%2e/%2E%2e/x",
+            "/api/v2/cdp/customers/x/profile/.%2E",
+            "/api/v2/cdp/customers/x/profile/%2e",
+            "/api/v2/cdp/customers/x%2f..%2f..%2ftenant-integrations",
+            "/api/v2/cdp/customers/x%2F/profile",
+            "/api/v2/cdp/customers/x%5c../profile",
+            "/api/v2/cdp/customers/x\\..\\profile",
+        ] {
+            assert!(check_path(path).is_err(), "{path}");
+        }
+        for path in [
+            "/api/v2/cdp/customers/x/profile",
+            "/api/v1/marketing/segments/a.b/customers",
+            "/api/v1/marketing/segments/...",
+            "/api/v1/marketing/segments/%2e%2e%2e",
+        ] {
+            assert!(check_path(path).is_ok(), "{path}");
+        }
+    }
 }

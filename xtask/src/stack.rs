@@ -283,8 +283,11 @@ fn provision(pg: &PostgresServer) -> Result<()> {
 
 fn load_or_create_secret(root: &Path) -> Result<String> {
     let path = secret_path(root);
+    // A kept secret under the 32 bytes the services demand
+    // (`mkt_auth::MIN_HS256_SECRET_BYTES`), from an older or hand-edited file, is
+    // replaced rather than failing every service at start-up.
     if let Ok(secret) = std::fs::read_to_string(&path)
-        && !secret.trim().is_empty()
+        && secret.trim().len() >= 32
     {
         return Ok(secret.trim().to_owned());
     }

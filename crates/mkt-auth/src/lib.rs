@@ -158,6 +158,21 @@ impl ResponseError for AuthError {
     }
 }
 
+/// Shortest HS256 secret accepted: the hash's size, 256 bits (RFC 7518 section 3.2). A
+/// shorter or empty one is refused when the verifier is built, so at start-up.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// Refuses an HS256 secret under [`MIN_HS256_SECRET_BYTES`].
+pub fn check_hs256_secret(secret: &str) -> Result<(), AuthError> {
+    if secret.len() < MIN_HS256_SECRET_BYTES {
+        return Err(AuthError::KeysUnavailable(format!(
+            "MKT_AUTH__HS256_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes (it has {})",
+            secret.len()
+        )));
+    }
+    Ok(())
+}
+
 enum Keys {
     Hs256(DecodingKey),
     Jwks(JwksCache),
@@ -175,6 +190,10 @@ pub struct Verifier {
 impl Verifier {
     /// Builds a verifier; fails when neither a secret nor a JWKS URL is configured.
     pub fn new(config: &AuthConfig) -> Result<Self, AuthError> {
+        // Refused even beside a JWKS URL: a configured secret may be used to sign.
+        if let Some(secret) = &config.hs256_secret {
+            check_hs256_secret(secret.expose_secret())?;
+        }
         let keys = match (&config.jwks_url, &config.hs256_secret) {
             (Some(url), _) => Keys::Jwks(JwksCache::new(url.clone())),
             (None, Some(secret)) => {
@@ -199,6 +218,8 @@ impl Verifier {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        // A token with `nbf` is not valid before it (give or take the leeway).
+        validation.validate_nbf = true;
         validation.leeway = self.leeway;
         validation
     }
@@ -304,6 +325,11 @@ impl DevTokenSigner {
         self.sign_claims(&claims)
     }
 
+    /// Signs any JSON claims (tests use it for claims [`Claims`] does not carry, `nbf`).
+    pub fn sign_json(&self, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.key).unwrap_or_default()
+    }
+
     /// Signs arbitrary claims (tests use it to forge wrong `aud`/`iss`).
     pub fn sign_claims(&self, claims: &Claims) -> String {
         // HS256 signing of a serialisable struct cannot fail.
@@ -362,5 +388,48 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_not_yet_valid_is_refused_with_401() {
+        let verifier = Verifier::new(&config()).expect("verifier");
+        let signer = DevTokenSigner::new("s3cret-s3cret-s3cret-s3cret-s3cret", "iss", "aud");
+        let now = chrono::Utc::now().timestamp();
+        let claims = |nbf: i64| {
+            serde_json::json!({"sub": "u", "tenant_id": "demo", "roles": [], "iss": "iss",
+                "aud": "aud", "exp": now + 600, "nbf": nbf})
+        };
+        let early = verifier.verify(&signer.sign_json(&claims(now + 300))).await;
+        let Err(error) = early else {
+            panic!("a token with nbf in the future was accepted");
+        };
+        assert_eq!(error.status_code(), StatusCode::UNAUTHORIZED);
+        assert!(
+            verifier
+                .verify(&signer.sign_json(&claims(now - 5)))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn short_or_empty_hs256_secrets_are_refused_at_start_up() {
+        for secret in ["", "short", &"x".repeat(MIN_HS256_SECRET_BYTES - 1)] {
+            let config = AuthConfig {
+                hs256_secret: Some(SecretString::from(secret.to_owned())),
+                ..config()
+            };
+            assert!(Verifier::new(&config).is_err(), "{secret:?}");
+            let beside_jwks = AuthConfig {
+                jwks_url: Some("http://127.0.0.1:9/jwks".into()),
+                ..config
+            };
+            assert!(Verifier::new(&beside_jwks).is_err(), "{secret:?}");
+        }
+        let config = AuthConfig {
+            hs256_secret: Some(SecretString::from("x".repeat(MIN_HS256_SECRET_BYTES))),
+            ..config()
+        };
+        assert!(Verifier::new(&config).is_ok());
     }
 }

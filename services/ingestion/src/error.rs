@@ -36,6 +36,9 @@ pub enum ApiError {
     /// No import job with that id in the caller's tenant.
     #[error("import {0} not found")]
     ImportNotFound(String),
+    /// An upload over its byte cap (the cap).
+    #[error("upload too large")]
+    UploadTooLarge(u64),
     /// A batch over the item limit.
     #[error("batch too large")]
     BatchTooLarge(usize),
@@ -142,6 +145,11 @@ impl ApiError {
                 StatusCode::NOT_FOUND,
                 "import_not_found",
                 format!("Import with ID {id} not found."),
+            ),
+            ApiError::UploadTooLarge(max) => ErrorInfo::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("An upload may be at most {max} bytes."),
             ),
             ApiError::BatchTooLarge(max) => ErrorInfo::new(
                 StatusCode::PAYLOAD_TOO_LARGE,

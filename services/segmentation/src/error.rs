@@ -22,6 +22,9 @@ pub enum ApiError {
     /// A query parameter is invalid.
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// An upload over its byte cap (the cap).
+    #[error("upload too large")]
+    UploadTooLarge(u64),
     /// No segment with that id in the caller's tenant.
     #[error("segment {0} not found")]
     SegmentNotFound(String),
@@ -69,6 +72,11 @@ impl DescribeError for ApiError {
             ApiError::InvalidQuery(reason) => {
                 ErrorInfo::new(StatusCode::BAD_REQUEST, "invalid_query", reason.clone())
             }
+            ApiError::UploadTooLarge(max) => ErrorInfo::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("An upload may be at most {max} bytes."),
+            ),
             ApiError::Auth(e) => return Described::Delegated(e),
             ApiError::Internal(cause) => return Described::Internal(cause),
         };

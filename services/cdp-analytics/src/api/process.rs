@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::domain::scoring::Analyses;
+use crate::domain::scoring::{Analyses, FittedModel, PurchaseFit, SpendFit};
 use crate::error::ApiError;
 use crate::service::processing::{self, Request};
 use crate::store::runs::{self, RunRow};
@@ -22,7 +22,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The OpenAPI description of these routes.
 #[derive(OpenApi)]
-#[openapi(paths(process, status), components(schemas(ProcessInput)))]
+#[openapi(
+    paths(process, status),
+    components(schemas(ProcessInput, FittedModel, PurchaseFit, SpendFit))
+)]
 pub struct Doc;
 
 /// The path's tenant must be the token's: seed 004 names tenants in paths, but the
@@ -52,12 +55,23 @@ pub struct ProcessInput {
     pub run_async: bool,
 }
 
+/// A run's `FittedModel`, or null when it fitted none (RFM only, nothing to score, not
+/// finished).
+fn model_of(run: &RunRow) -> serde_json::Value {
+    run.model
+        .clone()
+        .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()))
+        .unwrap_or(serde_json::Value::Null)
+}
+
 fn run_view(run: &RunRow) -> serde_json::Value {
     json!({
         "run_id": run.id, "status": run.status, "analyses": run.analyses, "force": run.force,
         "as_of": run.as_of, "requested_at": run.requested_at, "started_at": run.started_at,
         "finished_at": run.finished_at, "progress": run.progress,
         "records_processed": run.records_processed, "error": run.error,
+        // The fitted models (`FittedModel`): what a backtest is run for.
+        "model": model_of(run),
     })
 }
 
@@ -69,7 +83,7 @@ fn run_view(run: &RunRow) -> serde_json::Value {
     params(("tenant_id" = String, Path, description = "Must be the token's tenant")),
     request_body = ProcessInput,
     responses(
-        (status = 200, description = "Seed 004's results per analysis"),
+        (status = 200, description = "Seed 004's results per analysis, and `model` (a `FittedModel`, null for RFM only)"),
         (status = 202, description = "Accepted (`async: true`); see the status route"),
         (status = 400, body = mkt_error::ErrorEnvelope),
         (status = 404, body = mkt_error::ErrorEnvelope),
@@ -89,6 +103,18 @@ pub async fn process(
         Analyses::parse(&input.analyses).map_err(|e| ApiError::invalid("analyses", e))?;
     if input.as_of.is_some_and(|t| t > chrono::Utc::now()) {
         return Err(ApiError::invalid("as_of", "must not be in the future"));
+    }
+    if input
+        .as_of
+        .is_some_and(|t| t < processing::earliest_as_of())
+    {
+        return Err(ApiError::invalid(
+            "as_of",
+            format!(
+                "must not be before {}",
+                processing::earliest_as_of().to_rfc3339()
+            ),
+        ));
     }
     let request = Request {
         analyses,
@@ -117,7 +143,7 @@ pub async fn process(
     }
     Ok(HttpResponse::Ok().json(json!({
         "success": true, "message": message, "tenant_id": *tenant, "run_id": run.id,
-        "status": run.status, "as_of": run.as_of,
+        "status": run.status, "as_of": run.as_of, "model": model_of(&run),
         "results": run.results.clone().unwrap_or_else(|| json!({})),
     })))
 }
@@ -128,7 +154,7 @@ pub async fn process(
     path = "/api/v2/cdp/process/status/{tenant_id}",
     tag = "processing",
     params(("tenant_id" = String, Path, description = "Must be the token's tenant")),
-    responses((status = 200, description = "status, last_processed, hours_since_last_sync, is_stale, records_processed, current run"), (status = 404, body = mkt_error::ErrorEnvelope)),
+    responses((status = 200, description = "status, last_processed, hours_since_last_sync, is_stale, records_processed, current run (with its `model`, a `FittedModel`)"), (status = 404, body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
 pub async fn status(

@@ -12,14 +12,16 @@
 //! Churn risk from `churn_probability = 1 - P(alive)`: below 0.3 `active`, below 0.6
 //! `at_risk`, below 0.85 `churning`, otherwise `churned`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use mkt_lifetimes::bgnbd::BgNbdFit;
 use mkt_lifetimes::gamma_gamma::{self, GammaGammaFit};
-use mkt_lifetimes::model::{Method, ModelOptions, PurchaseModel};
+use mkt_lifetimes::model::{ModelOptions, PurchaseModel};
 use mkt_lifetimes::{ClvOptions, PurchaseHistory, PurchasePredictor, SpendSummary};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::rfm::{self, Quintiles, RfmValues, SegmentRule};
@@ -556,43 +558,126 @@ fn assign_tiers(customers: &mut [Scored]) {
     }
 }
 
+/// A run's fitted models, as the CLV route, the process answer and the status route's run
+/// show them (stored with the run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FittedModel {
+    /// Unit of the purchase model's time parameters (`week`).
+    pub time_unit: String,
+    /// `bg_nbd`, or `heuristic: <why BG/NBD was not fitted>`.
+    pub method: String,
+    /// How often customers buy and how long they stay.
+    pub purchase: PurchaseFit,
+    /// How much a repeat purchase is worth.
+    pub spend: SpendFit,
+}
+
+/// The purchase model: BG/NBD's `r, alpha, a, b`, or the heuristic's means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PurchaseFit {
+    /// `bg_nbd` or `heuristic`.
+    pub name: String,
+    /// `r`, `alpha` (weeks), `a`, `b`; or `mean_frequency`, `mean_age`.
+    pub params: BTreeMap<String, f64>,
+    /// BG/NBD only: total log-likelihood at `params` (0 or less).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_likelihood: Option<f64>,
+    /// BG/NBD only: whether the optimiser met its gradient tolerance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converged: Option<bool>,
+    /// Customers fitted on (null for the heuristic).
+    pub customers: Option<u64>,
+    /// Heuristic only: why BG/NBD was not fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The spend model: Gamma-Gamma's `p, q, gamma`, or the average order value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SpendFit {
+    /// `gamma_gamma` or `average_order_value`.
+    pub name: String,
+    /// Gamma-Gamma only: `p`, `q`, `gamma` (money units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<BTreeMap<String, f64>>,
+    /// Gamma-Gamma only: total log-likelihood at `params`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_likelihood: Option<f64>,
+    /// Gamma-Gamma only: whether the optimiser met its gradient tolerance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converged: Option<bool>,
+    /// Repeat customers fitted on.
+    pub customers: u64,
+    /// Average order value only: why Gamma-Gamma was not fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+fn params<const N: usize>(names: [&str; N], values: [f64; N]) -> BTreeMap<String, f64> {
+    names.iter().map(|n| (*n).to_owned()).zip(values).collect()
+}
+
 fn model_json(
     purchase: &PurchaseModel,
     spend: &Result<GammaGammaFit, String>,
     spend_customers: usize,
 ) -> Value {
-    let purchase_json = match purchase {
+    let purchase = match purchase {
         PurchaseModel::BgNbd(BgNbdFit {
-            params,
+            params: fitted,
             log_likelihood,
             customers,
             converged,
             ..
-        }) => {
-            let [r, alpha, a, b] = params.as_array();
-            json!({"name": "bg_nbd", "params": {"r": r, "alpha": alpha, "a": a, "b": b},
-                   "log_likelihood": log_likelihood, "customers": customers, "converged": converged})
-        }
-        PurchaseModel::Heuristic { model, reason } => {
-            json!({"name": "heuristic", "reason": reason.to_string(),
-                   "params": {"mean_frequency": model.mean_frequency, "mean_age": model.mean_age},
-                   "customers": null})
-        }
+        }) => PurchaseFit {
+            name: "bg_nbd".into(),
+            params: params(["r", "alpha", "a", "b"], fitted.as_array()),
+            log_likelihood: Some(*log_likelihood),
+            converged: Some(*converged),
+            customers: Some(*customers),
+            reason: None,
+        },
+        PurchaseModel::Heuristic { model, reason } => PurchaseFit {
+            name: "heuristic".into(),
+            params: params(
+                ["mean_frequency", "mean_age"],
+                [model.mean_frequency, model.mean_age],
+            ),
+            log_likelihood: None,
+            converged: None,
+            customers: None,
+            reason: Some(reason.to_string()),
+        },
     };
-    let spend_json = match spend {
-        Ok(fit) => {
-            let [p, q, gamma] = fit.params.as_array();
-            json!({"name": "gamma_gamma", "params": {"p": p, "q": q, "gamma": gamma},
-                   "log_likelihood": fit.log_likelihood, "customers": fit.customers})
-        }
-        Err(reason) => json!({"name": "average_order_value", "reason": reason,
-                              "customers": spend_customers}),
+    let method = match &purchase.reason {
+        None => "bg_nbd".to_owned(),
+        Some(reason) => format!("heuristic: {reason}"),
     };
-    let method = match purchase.method() {
-        Method::BgNbd => "bg_nbd".to_owned(),
-        Method::Heuristic { reason } => format!("heuristic: {reason}"),
+    let spend = match spend {
+        Ok(fit) => SpendFit {
+            name: "gamma_gamma".into(),
+            params: Some(params(["p", "q", "gamma"], fit.params.as_array())),
+            log_likelihood: Some(fit.log_likelihood),
+            converged: Some(fit.converged),
+            customers: fit.customers,
+            reason: None,
+        },
+        Err(reason) => SpendFit {
+            name: "average_order_value".into(),
+            params: None,
+            log_likelihood: None,
+            converged: None,
+            customers: spend_customers as u64,
+            reason: Some(reason.clone()),
+        },
     };
-    json!({"time_unit": "week", "method": method, "purchase": purchase_json, "spend": spend_json})
+    let model = FittedModel {
+        time_unit: "week".into(),
+        method,
+        purchase,
+        spend,
+    };
+    serde_json::to_value(model).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -35,6 +35,16 @@ pub const QUEUE: &str = "cdp-analytics.processing-runs";
 /// Starts a run gets (a worker dying mid-run counts as one) before it is failed.
 const MAX_ATTEMPTS: i32 = 3;
 
+/// Earliest `as_of` of a backtest, as a Unix time: 1970-01-01. The facts count days since
+/// then, and a far-past instant (`-9999-...`) overflowed date arithmetic into a 500;
+/// earlier is a 400 (docs/errors.md).
+pub const EARLIEST_AS_OF_UNIX: i64 = 0;
+
+/// [`EARLIEST_AS_OF_UNIX`] as an instant.
+pub fn earliest_as_of() -> DateTime<Utc> {
+    DateTime::from_timestamp(EARLIEST_AS_OF_UNIX, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
 /// `statement_timeout` for a run's bulk statements (reading every counted order,
 /// writing every score), set with `SET LOCAL` in their transactions. The pool's own
 /// timeout (5 s by default) guards the API's requests; a run's reads of every customer's

@@ -29,10 +29,16 @@ pub fn respond(reply: Reply) -> HttpResponse {
     }
 }
 
-/// `?page=&limit=` (1-based page, 1..=200 items, default 50).
+/// Highest 1-based `page` a list accepts: `(page - 1) * limit` must not overflow (a
+/// huge page used to panic the worker); listed in docs/errors.md.
+pub const MAX_PAGE: i64 = 100_000;
+/// Most items per page.
+pub const MAX_LIMIT: i64 = 200;
+
+/// `?page=&limit=` (1-based page up to [`MAX_PAGE`], 1..=200 items, default 50).
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PageQuery {
-    /// 1-based page number.
+    /// 1-based page number (at most 100000).
     pub page: Option<i64>,
     /// Items per page (1-200, default 50).
     pub limit: Option<i64>,
@@ -43,13 +49,23 @@ impl PageQuery {
     pub fn resolve(&self) -> Result<(i64, i64), ApiError> {
         let page = self.page.unwrap_or(1);
         let limit = self.limit.unwrap_or(50);
-        if page < 1 || !(1..=200).contains(&limit) {
+        let page_ok = (1..=MAX_PAGE).contains(&page);
+        let limit_ok = (1..=MAX_LIMIT).contains(&limit);
+        if !page_ok || !limit_ok {
             let mut errors = crate::domain::FieldErrors::new();
-            if page < 1 {
-                crate::domain::push(&mut errors, "page", "must be at least 1");
+            if !page_ok {
+                crate::domain::push(
+                    &mut errors,
+                    "page",
+                    format!("must be between 1 and {MAX_PAGE}"),
+                );
             }
-            if !(1..=200).contains(&limit) {
-                crate::domain::push(&mut errors, "limit", "must be between 1 and 200");
+            if !limit_ok {
+                crate::domain::push(
+                    &mut errors,
+                    "limit",
+                    format!("must be between 1 and {MAX_LIMIT}"),
+                );
             }
             return Err(ApiError::InvalidQuery(errors));
         }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::import::ImportKind;
+use crate::domain::import::{ImportKind, MAX_UPLOAD_BYTES};
 use crate::error::ApiError;
 use crate::service;
 use crate::store::imports::JobRow;
@@ -98,6 +98,7 @@ impl From<JobRow> for ImportData {
     responses(
         (status = 202, description = "Received and queued", body = ImportData),
         (status = 400, description = "Bad type, header or file", body = mkt_error::ErrorEnvelope),
+        (status = 413, description = "Over the upload's byte cap (`payload_too_large`)", body = mkt_error::ErrorEnvelope),
     ),
     security(("bearer" = []))
 )]
@@ -106,7 +107,7 @@ pub async fn upload(
     principal: Principal,
     infra: web::Data<Infra>,
     query: web::Query<UploadQuery>,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(&[Role::Ingest])?;
     let kind = ImportKind::parse(&query.kind).ok_or_else(|| {
@@ -124,26 +125,24 @@ pub async fn upload(
     {
         return Err(ApiError::InvalidHeader("Content-Type", "must be text/csv"));
     }
-    // The request payload is tied to this worker thread; a small channel hands its
-    // chunks to the Send stream the CSV reader needs, keeping back-pressure.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    })
-    .boxed();
-    let pump = async move {
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
-            let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                break;
-            }
-        }
-    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok());
+    if mkt_csv::declared_over(declared, MAX_UPLOAD_BYTES) {
+        return Err(ApiError::UploadTooLarge(MAX_UPLOAD_BYTES));
+    }
+    // The request payload is tied to this worker thread; the relay hands its chunks to
+    // the Send stream the CSV reader needs, keeping back-pressure and the byte cap.
+    let (pump, body, overflow) = mkt_csv::relay(payload, MAX_UPLOAD_BYTES);
     let (job, ()) = futures_util::join!(
         service::imports::receive(&infra, &principal.tenant, kind, body),
         pump
     );
+    if overflow.happened() {
+        // The job was marked failed where the reader stopped.
+        return Err(ApiError::UploadTooLarge(MAX_UPLOAD_BYTES));
+    }
     Ok(HttpResponse::Accepted().json(envelope("Import received.", ImportData::from(job?))))
 }
 
@@ -240,7 +239,7 @@ pub async fn rejections(
     let job = service::imports::find(&infra, &principal.tenant, id).await?;
     let mut header = vec!["row_number".to_owned(), "reason".to_owned()];
     header.extend(job.header.iter().cloned());
-    let first = csv_line(&header).await;
+    let first = mkt_csv::record(&header).await;
     let tenant = principal.tenant.clone();
     let pages = futures_util::stream::unfold(
         (infra.into_inner(), tenant, 0i64, false),
@@ -256,7 +255,7 @@ pub async fn rejections(
                     for rejection in page {
                         let mut record = vec![rejection.row_number.to_string(), rejection.reason];
                         record.extend(rejection.fields);
-                        out.extend(csv_line(&record).await);
+                        out.extend(mkt_csv::record(&record).await);
                     }
                     Some((
                         Ok::<_, actix_web::Error>(Bytes::from(out)),
@@ -282,13 +281,4 @@ pub async fn rejections(
             format!("attachment; filename=\"import-{id}-rejections.csv\""),
         ))
         .streaming(body))
-}
-
-/// One CSV record with proper quoting.
-async fn csv_line(fields: &[String]) -> Vec<u8> {
-    let mut writer = csv_async::AsyncWriterBuilder::new()
-        .flexible(true)
-        .create_writer(Vec::new());
-    let _ = writer.write_record(fields).await;
-    writer.into_inner().await.unwrap_or_default()
 }

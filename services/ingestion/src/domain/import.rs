@@ -93,6 +93,9 @@ impl ImportKind {
 pub const MAX_COLUMNS: usize = 64;
 /// Longest accepted field.
 pub const MAX_FIELD_BYTES: usize = 10 * 1024;
+/// Largest upload (1 GiB: ten million rows of about 100 bytes); a larger one is a 413.
+/// Records are capped too ([`mkt_csv::MAX_RECORD_BYTES`]).
+pub const MAX_UPLOAD_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Checks a header row: known columns only (nothing is mass-assigned), no duplicates,
 /// the required ones present. `zipCode` is accepted as `zip_code`.

@@ -90,7 +90,14 @@ where
             .iter()
             .map(|f| String::from_utf8_lossy(f).into_owned())
             .collect();
-        let problem = if record.iter().any(|f| std::str::from_utf8(f).is_err()) {
+        let too_long = record.as_slice().len() > mkt_csv::MAX_RECORD_BYTES
+            || fields.iter().any(|f| f.len() > MAX_FIELD_BYTES);
+        let problem = if record.as_slice().len() > mkt_csv::MAX_RECORD_BYTES {
+            Some(format!(
+                "the row is longer than {} bytes",
+                mkt_csv::MAX_RECORD_BYTES
+            ))
+        } else if record.iter().any(|f| std::str::from_utf8(f).is_err()) {
             Some("the row is not valid UTF-8".to_owned())
         } else if fields.len() != header.len() {
             Some(format!(
@@ -109,7 +116,15 @@ where
                 job_id: id,
                 row_number,
                 reason,
-                fields,
+                // An over-long row is reported, not stored (and echoed back) whole.
+                fields: if too_long {
+                    fields
+                        .iter()
+                        .map(|f| mkt_csv::truncate(f, mkt_csv::KEPT_FIELD_BYTES))
+                        .collect()
+                } else {
+                    fields
+                },
             }),
             None => staged.push(StagedRow {
                 tenant_id: tenant_id.clone(),

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Condition, Group, Logic};
@@ -171,7 +171,9 @@ fn matches_condition(condition: &Condition, customer: &Customer, now: DateTime<U
             else {
                 return false;
             };
-            let cutoff = now - Duration::days(days);
+            let Some(cutoff) = super::sql::days_before(now, days) else {
+                return false;
+            };
             if op == "newer_than_days" {
                 at >= cutoff
             } else {
@@ -187,7 +189,7 @@ fn matches_event(condition: &Condition, customer: &Customer, now: DateTime<Utc>)
     else {
         return false;
     };
-    let since = now - Duration::days(days);
+    let since = super::sql::days_before(now, days).unwrap_or(DateTime::<Utc>::MIN_UTC);
     let count = customer
         .events
         .iter()
@@ -232,6 +234,7 @@ pub fn evaluate(group: &Group, customer: &Customer, now: DateTime<Utc>) -> bool 
 mod tests {
     use super::*;
     use crate::dialects::normalise;
+    use chrono::Duration;
     use serde_json::json;
 
     fn customer(fields: Value) -> Customer {

@@ -217,6 +217,13 @@ pub fn operators_for(field_type: FieldType) -> &'static [&'static str] {
 pub const MAX_DEPTH: usize = 16;
 /// Most conditions in one tree.
 pub const MAX_CONDITIONS: usize = 200;
+/// Largest `newer_than_days`/`older_than_days` (100 years): anything larger says nothing
+/// a smaller value doesn't, and unbounded values overflow date arithmetic.
+pub const MAX_DAYS: i64 = 36_500;
+/// Longest event look-back (`within_days`, ten years): events are kept that long at most.
+pub const MAX_WINDOW_DAYS: i64 = 3_650;
+/// Most items in an `in`/`not_in` list (each becomes a bound parameter of the SQL).
+pub const MAX_LIST_ITEMS: usize = 1_000;
 
 /// A problem at a path of the rule tree (`rules.groups[0].conditions[1].value`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,6 +299,11 @@ fn validate_condition(errors: &mut Vec<RuleError>, path: &str, condition: &Condi
     match condition.operator.as_str() {
         "is_set" | "is_not_set" => {}
         "in" | "not_in" => match &condition.value {
+            Some(Value::Array(items)) if items.len() > MAX_LIST_ITEMS => error(
+                errors,
+                value_path,
+                format!("must list at most {MAX_LIST_ITEMS} items"),
+            ),
             Some(Value::Array(items)) if !items.is_empty() => {
                 for (i, item) in items.iter().enumerate() {
                     check_value(errors, format!("{value_path}[{i}]"), field.field_type, item);
@@ -327,11 +339,11 @@ fn validate_condition(errors: &mut Vec<RuleError>, path: &str, condition: &Condi
         },
         "newer_than_days" | "older_than_days" => {
             match condition.value.as_ref().and_then(Value::as_i64) {
-                Some(days) if days >= 0 => {}
+                Some(days) if (0..=MAX_DAYS).contains(&days) => {}
                 _ => error(
                     errors,
                     value_path,
-                    "must be a whole number of days (0 or more)",
+                    format!("must be a whole number of days between 0 and {MAX_DAYS}"),
                 ),
             }
         }
@@ -352,11 +364,11 @@ fn validate_condition(errors: &mut Vec<RuleError>, path: &str, condition: &Condi
                 );
             }
             match condition.within_days {
-                Some(days) if (1..=3650).contains(&days) => {}
+                Some(days) if (1..=MAX_WINDOW_DAYS).contains(&days) => {}
                 _ => error(
                     errors,
                     format!("{path}.within_days"),
-                    "must be between 1 and 3650",
+                    format!("must be between 1 and {MAX_WINDOW_DAYS}"),
                 ),
             }
             if condition.operator != "not_performed" {

@@ -225,11 +225,18 @@ fn condition(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
         }
         "newer_than_days" | "older_than_days" => {
             let days = c.value.as_ref().and_then(Value::as_i64).unwrap_or(0);
-            let cutoff = p.bind(Bind::Time(now - Duration::days(days)));
-            if op == "newer_than_days" {
-                format!("{ts} >= {cutoff}")
-            } else {
-                format!("{ts} < {cutoff}")
+            // Checked: the validator caps days, but a stored rule must never panic the
+            // compiler. No representable cutoff matches nothing, as in the engines.
+            match days_before(now, days) {
+                None => "FALSE".into(),
+                Some(cutoff) => {
+                    let cutoff = p.bind(Bind::Time(cutoff));
+                    if op == "newer_than_days" {
+                        format!("{ts} >= {cutoff}")
+                    } else {
+                        format!("{ts} < {cutoff}")
+                    }
+                }
             }
         }
         _ => "FALSE".into(),
@@ -241,13 +248,22 @@ fn condition(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
     }
 }
 
+/// `now - days`, or `None` when that is not a representable instant.
+pub(super) fn days_before(now: DateTime<Utc>, days: i64) -> Option<DateTime<Utc>> {
+    Duration::try_days(days).and_then(|d| now.checked_sub_signed(d))
+}
+
 fn event(p: &mut Predicate, c: &Condition, now: DateTime<Utc>) -> String {
     let event_type = p.bind(Bind::Text(c.event_type.clone().unwrap_or_default()));
-    let since = p.bind(Bind::Time(now - Duration::days(c.within_days.unwrap_or(0))));
+    // No representable start (an unchecked window) means no lower bound, as in the engines.
+    let since = match days_before(now, c.within_days.unwrap_or(0)) {
+        Some(since) => format!(" AND e.occurred_at >= {}", p.bind(Bind::Time(since))),
+        None => String::new(),
+    };
     let until = p.bind(Bind::Time(now));
     let mut count = format!(
         "(SELECT count(*) FROM customer_events e WHERE e.tenant_id = p.tenant_id AND e.customer_id = p.customer_id \
-         AND e.event_type = {event_type} AND e.occurred_at >= {since} AND e.occurred_at <= {until}"
+         AND e.event_type = {event_type}{since} AND e.occurred_at <= {until}"
     );
     if let Some(property) = &c.property {
         let name = p.bind(Bind::Text(property.name.clone()));
@@ -309,4 +325,78 @@ pub fn compile(tree: &Group, now: DateTime<Utc>, first_param: usize) -> Predicat
     };
     predicate.sql = group(&mut predicate, tree, now);
     predicate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::rules::dialects::normalise;
+    use crate::domain::rules::evaluate::{Customer, evaluate};
+    use crate::domain::rules::{MAX_DAYS, MAX_LIST_ITEMS};
+    use serde_json::json;
+
+    /// A tree as a stored rule could hold it, built without the validator.
+    fn unchecked(condition: Value) -> Group {
+        serde_json::from_value(json!({"logic": "AND", "conditions": [condition]})).expect("tree")
+    }
+
+    #[test]
+    fn overflowing_day_counts_compile_and_evaluate_without_panicking() {
+        let now = Utc::now();
+        let customer = Customer {
+            fields: [("created_at".to_owned(), json!(now.to_rfc3339()))].into(),
+            ..Default::default()
+        };
+        for op in ["newer_than_days", "older_than_days"] {
+            for days in [1_000_000_000_i64, i64::MAX, i64::MIN] {
+                let tree = unchecked(json!({"field": "created_at", "operator": op, "value": days}));
+                let predicate = compile(&tree, now, 1);
+                assert!(
+                    predicate.sql.contains("FALSE"),
+                    "{op} {days}: {}",
+                    predicate.sql
+                );
+                assert!(!evaluate(&tree, &customer, now), "{op} {days}");
+            }
+        }
+        let tree = unchecked(
+            json!({"field": "event", "operator": "performed_at_least", "value": 1,
+            "event_type": "page_view", "within_days": i64::MAX}),
+        );
+        let predicate = compile(&tree, now, 1);
+        assert!(
+            !predicate.sql.contains("occurred_at >="),
+            "{}",
+            predicate.sql
+        );
+        assert!(!evaluate(&tree, &customer, now));
+    }
+
+    #[test]
+    fn the_validator_caps_days_windows_and_lists() {
+        let refused = |rules: Value, path: &str| {
+            let errors = normalise(Some(&rules), None).expect_err("over the cap");
+            assert!(errors.iter().any(|e| e.path.ends_with(path)), "{errors:?}");
+        };
+        refused(
+            json!({"logic": "AND", "conditions": [{"field": "created_at", "operator": "newer_than_days", "value": 1_000_000_000}]}),
+            "value",
+        );
+        refused(
+            json!({"logic": "AND", "conditions": [{"field": "created_at", "operator": "older_than_days", "value": MAX_DAYS + 1}]}),
+            "value",
+        );
+        refused(
+            json!({"logic": "AND", "conditions": [{"field": "event", "operator": "performed_at_least", "value": 1,
+                "event_type": "page_view", "within_days": 1_000_000_000}]}),
+            "within_days",
+        );
+        let items: Vec<String> = (0..=MAX_LIST_ITEMS).map(|i| i.to_string()).collect();
+        refused(
+            json!({"logic": "AND", "conditions": [{"field": "city", "operator": "in", "value": items}]}),
+            "value",
+        );
+        let ok = json!({"logic": "AND", "conditions": [{"field": "created_at", "operator": "newer_than_days", "value": MAX_DAYS}]});
+        assert!(normalise(Some(&ok), None).is_ok());
+    }
 }

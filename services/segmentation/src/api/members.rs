@@ -68,9 +68,10 @@ pub async fn customers(
     segment(&infra, tenant, *id).await?;
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(25).clamp(1, 200);
+    let offset = super::paging::page_offset(page, limit)?;
     let mut conn = infra.pool.get().await?;
     let total = members::count(&mut conn, tenant, *id).await?;
-    let ids = members::page(&mut conn, tenant, *id, limit, (page - 1) * limit).await?;
+    let ids = members::page(&mut conn, tenant, *id, limit, offset).await?;
     let rows = customer_records::member_rows(&mut conn, tenant, &ids).await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
@@ -223,7 +224,7 @@ pub async fn cdp_members(
     let tenant = principal.tenant.as_str();
     segment(&infra, tenant, *id).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
-    let offset = query.offset.unwrap_or(0).max(0);
+    let offset = super::paging::offset(query.offset.unwrap_or(0))?;
     let mut conn = infra.pool.get().await?;
     let total = members::count(&mut conn, tenant, *id).await?;
     let ids = members::page(&mut conn, tenant, *id, limit, offset).await?;

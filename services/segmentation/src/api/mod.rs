@@ -5,6 +5,7 @@ use mkt_runtime::BearerAuth;
 use utoipa::OpenApi;
 
 pub mod members;
+pub mod paging;
 pub mod segments;
 
 /// Registers every route.
@@ -15,12 +16,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(segments::list))
             .route("/preview", web::post().to(segments::preview))
             .route("/fields", web::get().to(segments::fields))
-            .service(
-                web::resource("/import")
-                    // A CSV of up to a million emails.
-                    .app_data(web::PayloadConfig::new(128 * 1024 * 1024))
-                    .route(web::post().to(segments::import)),
-            )
+            // A CSV of up to a million emails, streamed (its caps are the service's).
+            .route("/import", web::post().to(segments::import))
             .route("/{id}/customers", web::get().to(members::customers))
             .route("/{id}/export", web::get().to(members::export))
             .route("/{id}", web::get().to(segments::get))

@@ -208,13 +208,14 @@ pub async fn list(
     principal.require_any(READERS)?;
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let offset = super::paging::page_offset(page, limit)?;
     let mut conn = infra.pool.get().await?;
     let (rows, total) = store::saved::list(
         &mut conn,
         principal.tenant.as_str(),
         query.kind.as_deref(),
         limit,
-        (page - 1) * limit,
+        offset,
     )
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -312,25 +313,42 @@ pub struct ImportQuery {
     tag = "segments",
     params(ImportQuery),
     request_body(content = String, content_type = "text/csv"),
-    responses((status = 201, description = "Created, with cached_count, imported_rows and unmatched_rows"), (status = 400, body = mkt_error::ErrorEnvelope)),
+    responses((status = 201, description = "Created, with cached_count, imported_rows and unmatched_rows"), (status = 400, body = mkt_error::ErrorEnvelope), (status = 413, description = "Over 128 MiB (`payload_too_large`)", body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
 pub async fn import(
     principal: Principal,
     infra: web::Data<Infra>,
     query: web::Query<ImportQuery>,
-    body: web::Bytes,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(WRITERS)?;
     let query = query.into_inner();
-    let row = service::segments::import(
-        &infra,
-        principal.tenant.as_str(),
-        query.name,
-        query.description,
-        &body,
-    )
-    .await?;
+    let max = service::segments::MAX_IMPORT_BYTES;
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok());
+    if mkt_csv::declared_over(declared, max) {
+        return Err(ApiError::UploadTooLarge(max));
+    }
+    // Read as it arrives: the relay hands the (thread-bound) payload to the CSV reader.
+    let (pump, body, overflow) = mkt_csv::relay(payload, max);
+    let (row, ()) = futures_util::join!(
+        service::segments::import(
+            &infra,
+            principal.tenant.as_str(),
+            query.name,
+            query.description,
+            body,
+        ),
+        pump
+    );
+    if overflow.happened() {
+        return Err(ApiError::UploadTooLarge(max));
+    }
+    let row = row?;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "success": true, "message": format!("Segment \"{}\" imported.", row.name), "data": view(&row),
     })))

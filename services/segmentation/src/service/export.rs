@@ -99,18 +99,13 @@ struct CsvState {
     done: bool,
 }
 
+/// CSV lines, every cell neutralised against formula injection (`mkt_csv::record`): a
+/// customer's name or city is theirs to choose, and must stay text in a spreadsheet.
 async fn csv_bytes(records: Vec<Vec<String>>) -> Result<Bytes, ApiError> {
-    let mut writer = csv_async::AsyncWriter::from_writer(Vec::new());
+    let mut buffer = Vec::new();
     for record in records {
-        writer
-            .write_record(&record)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        buffer.extend(mkt_csv::record(&record).await);
     }
-    let buffer = writer
-        .into_inner()
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("csv: {e}")))?;
     Ok(Bytes::from(buffer))
 }
 

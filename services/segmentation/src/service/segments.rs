@@ -101,6 +101,8 @@ pub async fn delete(infra: &Infra, tenant: &str, id: Uuid) -> Result<(), ApiErro
 
 /// Most rows an uploaded CSV may have.
 pub const MAX_IMPORT_ROWS: usize = 1_000_000;
+/// Largest uploaded CSV (a million rows of long emails fit); a larger one is a 413.
+pub const MAX_IMPORT_BYTES: u64 = 128 * 1024 * 1024;
 
 /// Creates an imported segment from a CSV whose header names an `email`,
 /// `external_id` or `customer_id` column. Rows matching no live customer are counted
@@ -110,7 +112,7 @@ pub async fn import(
     tenant: &str,
     name_raw: Option<String>,
     description: Option<String>,
-    csv: &[u8],
+    csv: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Unpin + Send,
 ) -> Result<SegmentRow, ApiError> {
     let name =
         name(name_raw).map_err(|e| ApiError::InvalidSegment(serde_json::json!({"name": e})))?;
@@ -148,11 +150,15 @@ pub async fn import(
 }
 
 /// The key column and its non-empty values.
-async fn read_keys(csv: &[u8]) -> Result<(ImportKey, Vec<String>), ApiError> {
+/// The upload is read as it arrives (never buffered whole); a record over
+/// `mkt_csv::MAX_RECORD_BYTES` is refused.
+async fn read_keys(
+    csv: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Unpin + Send,
+) -> Result<(ImportKey, Vec<String>), ApiError> {
     let bad = |why: String| ApiError::InvalidSegment(serde_json::json!({"file": [why]}));
     let mut reader = csv_async::AsyncReaderBuilder::new()
         .flexible(true)
-        .create_reader(csv);
+        .create_reader(tokio_util::io::StreamReader::new(csv));
     let header = reader
         .headers()
         .await
@@ -165,6 +171,13 @@ async fn read_keys(csv: &[u8]) -> Result<(ImportKey, Vec<String>), ApiError> {
     let mut records = reader.records();
     while let Some(record) = records.next().await {
         let record = record.map_err(|e| bad(format!("unreadable CSV: {e}")))?;
+        if record.as_slice().len() > mkt_csv::MAX_RECORD_BYTES {
+            let row = record.position().map_or(0, |p| p.line());
+            return Err(bad(format!(
+                "line {row} is longer than {} bytes",
+                mkt_csv::MAX_RECORD_BYTES
+            )));
+        }
         let Some(value) = record.get(column).map(str::trim).filter(|v| !v.is_empty()) else {
             continue;
         };
