@@ -147,9 +147,16 @@ async fn every_operation_of_the_merged_document_is_authorised_alike_by_the_polic
         .json()
         .await
         .expect("json");
-    assert_eq!(doc["x-unavailable"], json!([]), "every service's document merged");
+    assert_eq!(
+        doc["x-unavailable"],
+        json!([]),
+        "every service's document merged"
+    );
     let documented = operations(&doc);
-    assert!(documented.len() >= policy::OPERATIONS.len(), "{documented:?}");
+    assert!(
+        documented.len() >= policy::OPERATIONS.len(),
+        "{documented:?}"
+    );
 
     // Both directions: no documented operation without an entry, no entry without an
     // operation (a renamed route would leave a dead entry behind).

@@ -3,13 +3,22 @@
 //! it forwards, and each handler calls [`Principal::require`] with its operation's
 //! constant, so the two can no longer disagree. `admin` passes every check.
 //!
+//! Services also run [`enforce`] in front of their routes: it refuses a caller the
+//! policy refuses before any extractor reads the body or the query, so a refused caller
+//! gets 401/403, never a 400 that reveals what the input should look like.
+//!
 //! Role groups ([`READERS`], [`STORE`], ...) carry the meaning; an entry names a group,
 //! so adding a role (for instance another product's role names) is an edit of the
 //! groups, not of every entry. `docs/roles.md` shows the resulting matrix, and the e2e
 //! test `roles.rs` walks the merged OpenAPI document and fails on any operation without
 //! an entry here, or whose gateway or service decision differs from this table.
 
-use crate::{AuthError, Principal, Role, RoleSet};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+
+use crate::{AuthError, Principal, Role, RoleSet, Verifier};
 
 /// An HTTP method an operation can have (`HEAD` is looked up as `GET`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,6 +121,33 @@ pub fn lookup(method: &str, path: &str) -> Option<&'static Operation> {
         .iter()
         .filter(|op| op.method == method && op.matches_path(path))
         .max_by_key(|op| op.literal_segments())
+}
+
+/// Service middleware (`from_fn(policy::enforce)`): a request for an operation in the
+/// policy is authenticated and authorised here, before routing and extraction; other
+/// requests (health, the OpenAPI document, unknown paths) pass untouched.
+pub async fn enforce<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    if let Some(operation) = lookup(req.method().as_str(), req.path())
+        && let Err(refused) = authorise(&req, operation).await
+    {
+        return Ok(req.error_response(refused).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+async fn authorise(req: &ServiceRequest, operation: &Operation) -> Result<(), AuthError> {
+    let verifier = req
+        .app_data::<web::Data<Verifier>>()
+        .ok_or_else(|| AuthError::KeysUnavailable("no verifier registered".into()))?;
+    verifier
+        .verify_request(req.request())
+        .await?
+        .require(operation)
 }
 
 // Role groups. Change who may do what here; the entries below only name a group.
