@@ -1,8 +1,10 @@
-//! The routing table: which service owns which public path, and which roles may call
-//! it. Read top to bottom; the first matching rule wins, so specific rules come first.
+//! The routing table: which service owns which public path. Read top to bottom; the
+//! first matching rule wins, so specific rules come first. Who may call an operation is
+//! not decided here but by the shared role policy (`mkt_auth::policy`), which the
+//! services check too.
 
 use actix_web::http::Method;
-use mkt_auth::Role;
+use mkt_auth::{Role, policy};
 
 /// The services behind the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,23 +21,16 @@ pub enum Service {
     CdpAnalytics,
 }
 
-/// One rule: a path pattern (`*` matches one segment), its owner, and roles.
+/// One rule: a path pattern (`*` matches one segment) and its owner.
 pub struct Rule {
     /// Segments of the pattern, e.g. `["api", "v2", "cdp", "customers", "*", "profile"]`;
     /// the rule matches any path that starts with these segments.
     pub pattern: &'static [&'static str],
     /// Owner.
     pub service: Service,
-    /// Roles allowed to read (GET, HEAD, OPTIONS); admin always may.
-    pub read: &'static [Role],
-    /// Roles allowed to write (everything else); admin always may.
-    pub write: &'static [Role],
     /// Uploads that may take minutes (the upload deadline applies, not the usual one).
     pub long: bool,
 }
-
-const READERS: &[Role] = &[Role::Reader, Role::Marketer, Role::Analyst, Role::Ingest];
-const MARKETERS: &[Role] = &[Role::Marketer];
 
 /// The table.
 pub const RULES: &[Rule] = &[
@@ -43,139 +38,122 @@ pub const RULES: &[Rule] = &[
     Rule {
         pattern: &["api", "v2", "cdp", "customers", "*", "profile"],
         service: Service::CdpAnalytics,
-        read: READERS,
-        write: &[],
         long: false,
     },
     Rule {
         pattern: &["api", "v2", "cdp", "customers", "*", "timeline"],
         service: Service::CdpAnalytics,
-        read: READERS,
-        write: &[],
         long: false,
     },
     Rule {
         pattern: &["api", "v2", "cdp", "customers"],
         service: Service::Ingestion,
-        read: READERS,
-        write: &[Role::Ingest],
         long: false,
     },
     Rule {
         pattern: &["api", "v2", "cdp", "orders"],
         service: Service::Ingestion,
-        read: READERS,
-        write: &[Role::Ingest],
         long: false,
     },
     Rule {
         pattern: &["api", "v2", "cdp", "events"],
         service: Service::Ingestion,
-        read: READERS,
-        write: &[Role::Ingest],
         long: false,
     },
     Rule {
         pattern: &["api", "v2", "cdp", "imports"],
         service: Service::Ingestion,
-        read: READERS,
-        write: &[Role::Ingest],
         long: true,
     },
     Rule {
         pattern: &["api", "v2", "cdp", "segments"],
         service: Service::Segmentation,
-        read: READERS,
-        write: MARKETERS,
         long: false,
     },
     Rule {
         pattern: &["api", "v2", "cdp", "process"],
         service: Service::CdpAnalytics,
-        read: READERS,
-        write: &[Role::Analyst],
         long: false,
     },
     Rule {
         pattern: &["api", "v2", "cdp", "analytics"],
         service: Service::CdpAnalytics,
-        read: READERS,
-        write: &[Role::Analyst],
         long: false,
     },
-    // Store credentials and sync state are tenant settings: admin only, reads included.
+    // Store credentials and sync state (tenant settings, admin only in the policy).
     Rule {
         pattern: &["api", "v2", "cdp", "tenant-integrations"],
         service: Service::CdpAnalytics,
-        read: &[],
-        write: &[],
         long: false,
     },
     Rule {
         pattern: &["api", "v1", "marketing", "segments"],
         service: Service::Segmentation,
-        read: READERS,
-        write: MARKETERS,
         long: false,
     },
     Rule {
         pattern: &["api", "v1", "marketing", "campaigns"],
         service: Service::Campaign,
-        read: READERS,
-        write: MARKETERS,
         long: false,
     },
     Rule {
         pattern: &["api", "v1", "marketing", "cart-campaigns"],
         service: Service::Campaign,
-        read: READERS,
-        write: MARKETERS,
         long: false,
     },
     Rule {
         pattern: &["api", "v1", "marketing", "promos"],
         service: Service::Campaign,
-        read: READERS,
-        write: MARKETERS,
         long: false,
     },
     Rule {
         pattern: &["api", "v1", "marketing", "funnels"],
         service: Service::Campaign,
-        read: READERS,
-        write: MARKETERS,
         long: false,
     },
     Rule {
         pattern: &["api", "v1", "marketing", "webhooks"],
         service: Service::Webhook,
-        read: READERS,
-        write: MARKETERS,
         long: false,
     },
 ];
 
-/// The rule for `path`, if any service owns it.
-pub fn resolve(path: &str) -> Option<&'static Rule> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    RULES.iter().find(|rule| {
-        segments.len() >= rule.pattern.len()
-            && rule
-                .pattern
-                .iter()
-                .zip(&segments)
-                .all(|(want, got)| *want == "*" || want == got)
-    })
+/// Where a path goes: its owner, its deadline, and (per method) who may call it.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    /// Owner.
+    pub service: Service,
+    /// Uploads that may take minutes (the upload deadline applies, not the usual one).
+    pub long: bool,
+    path: &'a str,
 }
 
-impl Rule {
-    /// Roles that may call this rule with `method`.
+/// The route for `path`, if any service owns it.
+pub fn resolve(path: &str) -> Option<Route<'_>> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    RULES
+        .iter()
+        .find(|rule| {
+            segments.len() >= rule.pattern.len()
+                && rule
+                    .pattern
+                    .iter()
+                    .zip(&segments)
+                    .all(|(want, got)| *want == "*" || want == got)
+        })
+        .map(|rule| Route {
+            service: rule.service,
+            long: rule.long,
+            path,
+        })
+}
+
+impl Route<'_> {
+    /// Roles that may call this path with `method`, from the shared policy. An
+    /// operation the policy does not know is `admin` only: the gateway fails closed,
+    /// and admin reaches the service's own 404/405.
     pub fn allowed(&self, method: &Method) -> &'static [Role] {
-        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            self.read
-        } else {
-            self.write
-        }
+        policy::lookup(method.as_str(), self.path).map_or(policy::ADMINS, |op| op.allowed)
     }
 }
 
@@ -203,5 +181,33 @@ mod tests {
         );
         assert!(resolve("/api/v2/cdp/customersx").is_none());
         assert!(resolve("/etc/passwd").is_none());
+    }
+
+    #[test]
+    fn roles_come_from_the_shared_policy_and_unknown_operations_are_admin_only() {
+        let allowed = |method: Method, path| resolve(path).map(|route| route.allowed(&method));
+        assert_eq!(
+            allowed(Method::POST, "/api/v1/marketing/segments/preview"),
+            Some(policy::SEGMENTS_PREVIEW.allowed)
+        );
+        assert_eq!(
+            allowed(Method::GET, "/api/v1/marketing/segments"),
+            Some(policy::READERS)
+        );
+        assert_eq!(
+            allowed(Method::GET, "/api/v2/cdp/customers/x/nothing"),
+            Some(policy::ADMINS)
+        );
+    }
+
+    #[test]
+    fn every_policy_operation_has_an_owner() {
+        for op in policy::OPERATIONS {
+            assert!(
+                resolve(op.path).is_some(),
+                "{} has no owning service",
+                op.path
+            );
+        }
     }
 }

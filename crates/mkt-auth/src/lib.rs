@@ -10,6 +10,7 @@
 //! take the tenant from anywhere but a verified token, or log a token.
 
 mod jwks;
+pub mod policy;
 mod roles;
 mod tenant;
 
@@ -25,6 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use jwks::JwksCache;
+pub use policy::Operation;
 pub use roles::{Role, RoleSet};
 pub use tenant::{InvalidTenantId, TenantId};
 

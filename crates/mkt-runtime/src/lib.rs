@@ -248,6 +248,8 @@ pub async fn spawn(
     let verifier = web::Data::new(verifier);
     let mut server = HttpServer::new(move || {
         App::new()
+            // Innermost: refuse by the role policy before extractors read the input.
+            .wrap(from_fn(mkt_auth::policy::enforce))
             .wrap(from_fn(mkt_error::envelope_errors))
             .wrap(from_fn(mkt_telemetry::trace_requests))
             .app_data(mkt_error::json_config(MAX_JSON_BODY))

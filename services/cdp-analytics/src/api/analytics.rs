@@ -2,7 +2,8 @@
 //! scores. Money is in minor units of `currency`.
 
 use actix_web::{HttpResponse, web};
-use mkt_runtime::{Infra, Principal, Role};
+use mkt_auth::policy::{self, Operation};
+use mkt_runtime::{Infra, Principal};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
@@ -11,8 +12,6 @@ use crate::domain::rfm::SEGMENTS;
 use crate::error::ApiError;
 use crate::store::runs;
 use crate::store::scores::{self, GroupColumn, GroupStats, ListOrder};
-
-const READERS: &[Role] = &[Role::Reader, Role::Analyst, Role::Marketer];
 
 /// Registers these routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -51,8 +50,12 @@ pub struct AnalyticsQuery {
     pub limit: Option<i64>,
 }
 
-fn check(principal: &Principal, query: &AnalyticsQuery) -> Result<i64, ApiError> {
-    principal.require_any(READERS)?;
+fn check(
+    principal: &Principal,
+    operation: &Operation,
+    query: &AnalyticsQuery,
+) -> Result<i64, ApiError> {
+    principal.require(operation)?;
     if let Some(tenant) = &query.tenant_id {
         crate::api::process::own_tenant(principal, tenant)?;
     }
@@ -116,7 +119,7 @@ pub async fn rfm(
     infra: web::Data<Infra>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = check(&principal, &query)?;
+    let limit = check(&principal, &policy::ANALYTICS_RFM, &query)?;
     one_of("segment", query.segment.as_deref(), &SEGMENTS)?;
     let tenant = principal.tenant.as_str();
     let mut conn = infra.pool.get().await?;
@@ -188,7 +191,7 @@ pub async fn clv(
     infra: web::Data<Infra>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = check(&principal, &query)?;
+    let limit = check(&principal, &policy::ANALYTICS_CLV, &query)?;
     one_of("tier", query.tier.as_deref(), &["high", "medium", "low"])?;
     let tenant = principal.tenant.as_str();
     let mut conn = infra.pool.get().await?;
@@ -248,7 +251,7 @@ pub async fn churn(
     infra: web::Data<Infra>,
     query: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = check(&principal, &query)?;
+    let limit = check(&principal, &policy::ANALYTICS_CHURN, &query)?;
     let levels = ["active", "at_risk", "churning", "churned"];
     one_of("risk_level", query.risk_level.as_deref(), &levels)?;
     let tenant = principal.tenant.as_str();
@@ -313,7 +316,7 @@ pub async fn mapping(
     principal: Principal,
     infra: web::Data<Infra>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::ANALYTICS_RFM_MAPPING)?;
     let mut conn = infra.pool.get().await?;
     let stored = crate::store::settings::rfm_rules(&mut conn, principal.tenant.as_str()).await?;
     let is_default = stored.is_none();
@@ -345,7 +348,7 @@ pub async fn set_mapping(
     infra: web::Data<Infra>,
     body: web::Json<MappingInput>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Analyst])?;
+    principal.require(&policy::ANALYTICS_RFM_MAPPING_SET)?;
     let input = body.into_inner();
     if let Some(rules) = &input.rules {
         crate::domain::rfm::validate_rules(rules).map_err(|e| ApiError::invalid("rules", e))?;
@@ -372,7 +375,7 @@ pub async fn schedule(
     principal: Principal,
     infra: web::Data<Infra>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::ANALYTICS_SCHEDULE)?;
     let mut conn = infra.pool.get().await?;
     let (enabled, hour) =
         crate::store::settings::schedule(&mut conn, principal.tenant.as_str()).await?;
@@ -404,7 +407,7 @@ pub async fn set_schedule(
     infra: web::Data<Infra>,
     body: web::Json<ScheduleInput>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Analyst])?;
+    principal.require(&policy::ANALYTICS_SCHEDULE_SET)?;
     let hour = body
         .hour_utc
         .unwrap_or(crate::store::settings::DEFAULT_HOUR_UTC);

@@ -2,7 +2,8 @@
 //! from this service's own read model.
 
 use actix_web::{HttpResponse, web};
-use mkt_runtime::{Infra, Principal, Role};
+use mkt_auth::policy::{self, Operation};
+use mkt_runtime::{Infra, Principal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
@@ -10,8 +11,6 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::store::{customers, scores, timeline};
-
-const READERS: &[Role] = &[Role::Reader, Role::Analyst, Role::Marketer];
 
 /// Registers these routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -39,10 +38,11 @@ pub struct CustomerQuery {
 async fn live_customer(
     infra: &Infra,
     principal: &Principal,
+    operation: &Operation,
     query: &CustomerQuery,
     id: Uuid,
 ) -> Result<customers::CustomerRow, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(operation)?;
     if let Some(tenant) = &query.tenant_id {
         crate::api::process::own_tenant(principal, tenant)?;
     }
@@ -68,7 +68,8 @@ pub async fn profile(
     id: web::Path<Uuid>,
     query: web::Query<CustomerQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let customer = live_customer(&infra, &principal, &query, *id).await?;
+    let customer =
+        live_customer(&infra, &principal, &policy::CUSTOMER_PROFILE, &query, *id).await?;
     let mut conn = infra.pool.get().await?;
     let score = scores::find(&mut conn, principal.tenant.as_str(), *id).await?;
     let name = customer.name.clone().unwrap_or_default();
@@ -118,7 +119,7 @@ pub async fn timeline_of(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be 1..500"));
     }
-    live_customer(&infra, &principal, &query, *id).await?;
+    live_customer(&infra, &principal, &policy::CUSTOMER_TIMELINE, &query, *id).await?;
     let tenant = principal.tenant.as_str();
     let mut conn = infra.pool.get().await?;
     let orders = customers::orders_of(&mut conn, tenant, *id, limit).await?;

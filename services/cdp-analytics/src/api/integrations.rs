@@ -8,7 +8,8 @@
 //! four characters.
 
 use actix_web::{HttpResponse, web};
-use mkt_runtime::{Infra, Principal, Role};
+use mkt_auth::policy;
+use mkt_runtime::{Infra, Principal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -60,10 +61,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ))
 )]
 pub struct Doc;
-
-fn admin(principal: &Principal) -> Result<(), IntegrationError> {
-    Ok(principal.require_any(&[Role::Admin])?)
-}
 
 fn parse_id(raw: &str) -> Result<Uuid, IntegrationError> {
     Uuid::parse_str(raw).map_err(|_| IntegrationError::NotFound(raw.to_owned()))
@@ -249,7 +246,7 @@ pub async fn list(
     principal: Principal,
     infra: web::Data<Infra>,
 ) -> Result<HttpResponse, IntegrationError> {
-    admin(&principal)?;
+    principal.require(&policy::INTEGRATIONS_LIST)?;
     Ok(listing(&service::list(&infra, &principal.tenant).await?))
 }
 
@@ -271,7 +268,7 @@ pub async fn get(
     infra: web::Data<Infra>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, IntegrationError> {
-    admin(&principal)?;
+    principal.require(&policy::INTEGRATIONS_GET)?;
     if id.as_str() == principal.tenant.as_str() {
         return Ok(listing(&service::list(&infra, &principal.tenant).await?));
     }
@@ -303,7 +300,7 @@ pub async fn create(
     infra: web::Data<Infra>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, IntegrationError> {
-    admin(&principal)?;
+    principal.require(&policy::INTEGRATIONS_CREATE)?;
     let input = NewIntegration::parse(body.into_inner()).map_err(IntegrationError::Invalid)?;
     let row = service::create(&infra, &context, &principal.tenant, input).await?;
     Ok(HttpResponse::Created().json(json!({
@@ -335,7 +332,7 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, IntegrationError> {
-    admin(&principal)?;
+    principal.require(&policy::INTEGRATIONS_UPDATE)?;
     let id = parse_id(&id)?;
     let patch = IntegrationPatch::parse(body.into_inner()).map_err(IntegrationError::Invalid)?;
     let row = service::update(&infra, &context, &principal.tenant, id, patch).await?;
@@ -363,7 +360,7 @@ pub async fn delete(
     infra: web::Data<Infra>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, IntegrationError> {
-    admin(&principal)?;
+    principal.require(&policy::INTEGRATIONS_DELETE)?;
     service::delete(&infra, &principal.tenant, parse_id(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -388,7 +385,7 @@ pub async fn validate_vtex(
     principal: Principal,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, IntegrationError> {
-    admin(&principal)?;
+    principal.require(&policy::INTEGRATIONS_VALIDATE_VTEX)?;
     let (tenant, request) =
         ValidateRequest::parse(body.into_inner()).map_err(IntegrationError::Invalid)?;
     service::own_tenant(&principal.tenant, tenant.as_deref())?;
@@ -421,7 +418,7 @@ pub async fn start_sync(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, IntegrationError> {
-    admin(&principal)?;
+    principal.require(&policy::INTEGRATIONS_SYNC_START)?;
     let id = parse_id(&id)?;
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -471,7 +468,7 @@ pub async fn latest_sync(
     infra: web::Data<Infra>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, IntegrationError> {
-    admin(&principal)?;
+    principal.require(&policy::INTEGRATIONS_SYNC_LATEST)?;
     let id = parse_id(&id)?;
     let runs = service::runs(&infra, &principal.tenant, id, None, 1).await?;
     let run = runs
@@ -498,7 +495,7 @@ pub async fn list_syncs(
     id: web::Path<String>,
     query: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, IntegrationError> {
-    admin(&principal)?;
+    principal.require(&policy::INTEGRATIONS_SYNCS_LIST)?;
     let id = parse_id(&id)?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
@@ -535,7 +532,7 @@ pub async fn get_sync(
     infra: web::Data<Infra>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, IntegrationError> {
-    admin(&principal)?;
+    principal.require(&policy::INTEGRATIONS_SYNC_GET)?;
     let (id, run) = path.into_inner();
     let id = parse_id(&id)?;
     let run_id = Uuid::parse_str(&run).map_err(|_| IntegrationError::RunNotFound(run.clone()))?;

@@ -1,7 +1,8 @@
 //! `/api/v2/cdp/process` handlers (seed 004): run RFM, CLV and churn for a tenant.
 
 use actix_web::{HttpResponse, web};
-use mkt_runtime::{Infra, Principal, Role};
+use mkt_auth::policy;
+use mkt_runtime::{Infra, Principal};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
@@ -96,7 +97,7 @@ pub async fn process(
     tenant: web::Path<String>,
     body: web::Json<ProcessInput>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Analyst])?;
+    principal.require(&policy::PROCESS_RUN)?;
     own_tenant(&principal, &tenant)?;
     let input = body.into_inner();
     let analyses =
@@ -162,7 +163,7 @@ pub async fn status(
     infra: web::Data<Infra>,
     tenant: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Reader, Role::Analyst, Role::Marketer])?;
+    principal.require(&policy::PROCESS_STATUS)?;
     own_tenant(&principal, &tenant)?;
     let mut conn = infra.pool.get().await?;
     let (newest, processed) = runs::latest(&mut conn, &tenant).await?;

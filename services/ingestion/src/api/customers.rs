@@ -2,7 +2,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use mkt_runtime::{Infra, Principal, Role};
+use mkt_auth::policy;
+use mkt_runtime::{Infra, Principal};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -13,8 +14,6 @@ use crate::error::ApiError;
 use crate::service::{self, Idempotency};
 use crate::store::customers::ListFilter;
 use crate::views::{CustomerData, CustomerEnvelope, envelope};
-
-const READERS: &[Role] = &[Role::Reader, Role::Ingest, Role::Marketer, Role::Analyst];
 
 /// Create or update a customer (upsert by tenant and email).
 #[utoipa::path(
@@ -40,7 +39,7 @@ pub async fn upsert(
     infra: web::Data<Infra>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Ingest])?;
+    principal.require(&policy::CUSTOMERS_UPSERT)?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let valid = parse::<CustomerInput>(body.into_inner())?
         .validate()
@@ -77,7 +76,7 @@ pub async fn upsert_batch(
     infra: web::Data<Infra>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Ingest])?;
+    principal.require(&policy::CUSTOMERS_UPSERT_BATCH)?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let batch: CustomersBatch = parse(body.into_inner())?;
     let items = batch_items::<CustomerInput, _>(batch.customers, |input| {
@@ -119,7 +118,7 @@ pub async fn list(
     filter: web::Query<ListQuery>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::CUSTOMERS_LIST)?;
     let (page, limit) = page.resolve()?;
     let filter = filter.into_inner();
     let filter = ListFilter {
@@ -154,7 +153,7 @@ pub async fn get(
     infra: web::Data<Infra>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::CUSTOMERS_GET)?;
     let row = service::customers::find(
         &infra,
         &principal.tenant,
@@ -185,7 +184,7 @@ pub async fn patch(
     id: web::Path<String>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Ingest])?;
+    principal.require(&policy::CUSTOMERS_PATCH)?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let patch = parse::<CustomerPatch>(body.into_inner())?
         .validate()
@@ -219,7 +218,7 @@ pub async fn erase(
     infra: web::Data<Infra>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Ingest])?;
+    principal.require(&policy::CUSTOMERS_ERASE)?;
     service::customers::erase(
         &infra,
         &principal.tenant,

@@ -1,7 +1,8 @@
 //! `/api/v2/cdp/events` handlers (seed 004's event tracking).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use mkt_runtime::{Infra, Principal, Role};
+use mkt_auth::policy;
+use mkt_runtime::{Infra, Principal};
 use serde::Deserialize;
 
 use super::common::{batch_items, parse, respond};
@@ -41,7 +42,7 @@ pub async fn track(
     infra: web::Data<Infra>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Ingest])?;
+    principal.require(&policy::EVENTS_TRACK)?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let event = rejection(principal.tenant.as_str())(parse(body.into_inner())?)?;
     Ok(respond(
@@ -73,7 +74,7 @@ pub async fn track_batch(
     infra: web::Data<Infra>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Ingest])?;
+    principal.require(&policy::EVENTS_TRACK_BATCH)?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let batch: EventsBatch = parse(body.into_inner())?;
     let items = batch_items::<EventInput, _>(batch.events, rejection(principal.tenant.as_str()))?;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use mkt_runtime::{Infra, Principal, Role};
+use mkt_auth::policy;
+use mkt_runtime::{Infra, Principal};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -16,8 +17,6 @@ use crate::error::ApiError;
 use crate::service;
 use crate::store::imports::JobRow;
 use crate::views::envelope;
-
-const READERS: &[Role] = &[Role::Reader, Role::Ingest, Role::Marketer, Role::Analyst];
 
 /// `?type=customers|orders`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -109,7 +108,7 @@ pub async fn upload(
     query: web::Query<UploadQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Ingest])?;
+    principal.require(&policy::IMPORTS_UPLOAD)?;
     let kind = ImportKind::parse(&query.kind).ok_or_else(|| {
         let mut errors = crate::domain::FieldErrors::new();
         crate::domain::push(&mut errors, "type", "must be customers or orders");
@@ -160,7 +159,7 @@ pub async fn get(
     infra: web::Data<Infra>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::IMPORTS_GET)?;
     let job = service::imports::find(&infra, &principal.tenant, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(envelope("Import status.", ImportData::from(job))))
 }
@@ -179,7 +178,7 @@ pub async fn events(
     infra: web::Data<Infra>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::IMPORTS_EVENTS)?;
     let id = id.into_inner();
     // Fail fast with a 404 before the stream starts.
     service::imports::find(&infra, &principal.tenant, id).await?;
@@ -234,7 +233,7 @@ pub async fn rejections(
     infra: web::Data<Infra>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::IMPORTS_REJECTIONS)?;
     let id = id.into_inner();
     let job = service::imports::find(&infra, &principal.tenant, id).await?;
     let mut header = vec!["row_number".to_owned(), "reason".to_owned()];

@@ -1,7 +1,8 @@
 //! `/api/v2/cdp/orders` handlers.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use mkt_runtime::{Infra, Principal, Role};
+use mkt_auth::policy;
+use mkt_runtime::{Infra, Principal};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -11,8 +12,6 @@ use crate::domain::order::{OrderInput, OrderStatus, OrderStatusPatch};
 use crate::error::ApiError;
 use crate::service::{self, Idempotency};
 use crate::views::{OrderEnvelope, envelope};
-
-const READERS: &[Role] = &[Role::Reader, Role::Ingest, Role::Marketer, Role::Analyst];
 
 fn status_error() -> ApiError {
     let mut errors = crate::domain::FieldErrors::new();
@@ -45,7 +44,7 @@ pub async fn place(
     infra: web::Data<Infra>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Ingest])?;
+    principal.require(&policy::ORDERS_PLACE)?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let order = parse::<OrderInput>(body.into_inner())?
         .validate()
@@ -79,7 +78,7 @@ pub async fn place_batch(
     infra: web::Data<Infra>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Ingest])?;
+    principal.require(&policy::ORDERS_PLACE_BATCH)?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let batch: OrdersBatch = parse(body.into_inner())?;
     let items = batch_items::<OrderInput, _>(batch.orders, |input| {
@@ -115,7 +114,7 @@ pub async fn list(
     filter: web::Query<ListQuery>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::ORDERS_LIST)?;
     let (page, limit) = page.resolve()?;
     let status = match filter.status.as_deref() {
         None => None,
@@ -150,7 +149,7 @@ pub async fn get(
     infra: web::Data<Infra>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::ORDERS_GET)?;
     let data = service::orders::find(&infra, &principal.tenant, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(envelope("Order retrieved.", data)))
 }
@@ -176,7 +175,7 @@ pub async fn set_status(
     id: web::Path<Uuid>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(&[Role::Ingest])?;
+    principal.require(&policy::ORDERS_SET_STATUS)?;
     let idempotency = Idempotency::from_request(&req, &body)?;
     let patch: OrderStatusPatch = parse(body.into_inner())?;
     let status = OrderStatus::from_name(patch.status.trim()).ok_or_else(status_error)?;

@@ -2,7 +2,8 @@
 //! `/api/v2/cdp/segments` list and members. All read the materialised membership.
 
 use actix_web::{HttpResponse, web};
-use mkt_runtime::{Infra, Principal, Role};
+use mkt_auth::policy;
+use mkt_runtime::{Infra, Principal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -11,8 +12,6 @@ use crate::error::ApiError;
 use crate::service::export;
 use crate::store::customer_records::{self, MemberRow};
 use crate::store::{members, saved};
-
-const READERS: &[Role] = &[Role::Reader, Role::Marketer, Role::Analyst];
 
 async fn segment(infra: &Infra, tenant: &str, id: Uuid) -> Result<saved::SegmentRow, ApiError> {
     let mut conn = infra.pool.get().await?;
@@ -63,7 +62,7 @@ pub async fn customers(
     id: web::Path<Uuid>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::SEGMENTS_CUSTOMERS)?;
     let tenant = principal.tenant.as_str();
     segment(&infra, tenant, *id).await?;
     let page = query.page.unwrap_or(1).max(1);
@@ -106,7 +105,7 @@ pub async fn export(
     id: web::Path<Uuid>,
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::SEGMENTS_EXPORT)?;
     let tenant = principal.tenant.as_str();
     let row = segment(&infra, tenant, *id).await?;
     let stem: String = row
@@ -169,7 +168,7 @@ pub async fn cdp_list(
     infra: web::Data<Infra>,
     query: web::Query<CdpListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::CDP_SEGMENTS_LIST)?;
     if let Some(kind) = query.kind.as_deref()
         && crate::domain::segment::Kind::parse(kind).is_none()
     {
@@ -220,7 +219,7 @@ pub async fn cdp_members(
     id: web::Path<Uuid>,
     query: web::Query<MembersQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::CDP_SEGMENT_MEMBERS)?;
     let tenant = principal.tenant.as_str();
     segment(&infra, tenant, *id).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1_000);

@@ -1,7 +1,8 @@
 //! `/api/v1/marketing/segments` handlers (the preview and the field list so far).
 
 use actix_web::{HttpResponse, web};
-use mkt_runtime::{Infra, Principal, Role};
+use mkt_auth::policy;
+use mkt_runtime::{Infra, Principal};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -11,8 +12,6 @@ use crate::error::ApiError;
 use crate::service;
 use crate::service::engine::Engines;
 use crate::store::{self, segments};
-
-const READERS: &[Role] = &[Role::Reader, Role::Marketer, Role::Analyst];
 
 /// Rules in any dialect: seed 003's tree or seed 000's groups as `rules`, or seed 001's
 /// `criteria`.
@@ -46,7 +45,7 @@ pub async fn preview(
     engines: web::Data<Engines>,
     body: web::Json<PreviewInput>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::SEGMENTS_PREVIEW)?;
     let input = body.into_inner();
     let (tree, _) = dialects::normalise(input.rules.as_ref(), input.criteria.as_ref())
         .map_err(ApiError::InvalidCriteria)?;
@@ -83,7 +82,7 @@ pub async fn preview(
     security(("bearer" = []))
 )]
 pub async fn fields(principal: Principal) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::SEGMENTS_FIELDS)?;
     let list: Vec<serde_json::Value> = fields::FIELDS
         .iter()
         .map(|f| {
@@ -99,8 +98,6 @@ pub async fn fields(principal: Principal) -> Result<HttpResponse, ApiError> {
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "data": list})))
 }
-
-const WRITERS: &[Role] = &[Role::Marketer];
 
 /// A segment to create or replace (seed 003 / seed 001 fields).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -183,7 +180,7 @@ pub async fn create(
     infra: web::Data<Infra>,
     body: web::Json<SegmentInput>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(WRITERS)?;
+    principal.require(&policy::SEGMENTS_CREATE)?;
     let draft = Draft::parse(raw(body.into_inner()), None)?;
     let row = service::segments::create(&infra, principal.tenant.as_str(), draft).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({
@@ -205,7 +202,7 @@ pub async fn list(
     infra: web::Data<Infra>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::SEGMENTS_LIST)?;
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let offset = super::paging::page_offset(page, limit)?;
@@ -238,7 +235,7 @@ pub async fn get(
     infra: web::Data<Infra>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(READERS)?;
+    principal.require(&policy::SEGMENTS_GET)?;
     let mut conn = infra.pool.get().await?;
     let row = store::saved::find(&mut conn, principal.tenant.as_str(), *id)
         .await?
@@ -262,7 +259,7 @@ pub async fn replace(
     id: web::Path<uuid::Uuid>,
     body: web::Json<SegmentInput>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(WRITERS)?;
+    principal.require(&policy::SEGMENTS_REPLACE)?;
     let input = raw(body.into_inner());
     let row = service::segments::replace(&infra, principal.tenant.as_str(), *id, |existing| {
         let kind = existing.kind;
@@ -291,7 +288,7 @@ pub async fn delete(
     infra: web::Data<Infra>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(WRITERS)?;
+    principal.require(&policy::SEGMENTS_DELETE)?;
     service::segments::delete(&infra, principal.tenant.as_str(), *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -323,7 +320,7 @@ pub async fn import(
     req: actix_web::HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_any(WRITERS)?;
+    principal.require(&policy::SEGMENTS_IMPORT)?;
     let query = query.into_inner();
     let max = service::segments::MAX_IMPORT_BYTES;
     let declared = req
