@@ -31,6 +31,7 @@ pub fn respond(reply: Reply) -> HttpResponse {
 
 /// `?page=&limit=` (1-based page, 1..=200 items, default 50).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1-based page number.
     pub page: Option<i64>,

@@ -127,6 +127,7 @@ pub struct SegmentInput {
 
 /// Query of the list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1-based page (default 1).
     pub page: Option<i64>,
@@ -173,6 +174,7 @@ impl From<DraftError> for ApiError {
 #[utoipa::path(
     post,
     path = "/api/v1/marketing/segments",
+    operation_id = "create_segment",
     tag = "segments",
     request_body = SegmentInput,
     responses((status = 201, description = "Created, with cached_count"), (status = 400, body = mkt_error::ErrorEnvelope)),
@@ -195,6 +197,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/marketing/segments",
+    operation_id = "list_segments",
     tag = "segments",
     params(ListQuery),
     responses((status = 200, description = "A page of segments")),
@@ -227,6 +230,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/marketing/segments/{id}",
+    operation_id = "get_segment",
     tag = "segments",
     params(("id" = uuid::Uuid, Path, description = "Segment id")),
     responses((status = 200, description = "The segment"), (status = 404, body = mkt_error::ErrorEnvelope)),
@@ -249,6 +253,7 @@ pub async fn get(
 #[utoipa::path(
     put,
     path = "/api/v1/marketing/segments/{id}",
+    operation_id = "replace_segment",
     tag = "segments",
     request_body = SegmentInput,
     params(("id" = uuid::Uuid, Path, description = "Segment id")),
@@ -280,6 +285,7 @@ pub async fn replace(
 #[utoipa::path(
     delete,
     path = "/api/v1/marketing/segments/{id}",
+    operation_id = "delete_segment",
     tag = "segments",
     params(("id" = uuid::Uuid, Path, description = "Segment id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = mkt_error::ErrorEnvelope)),
@@ -297,6 +303,7 @@ pub async fn delete(
 
 /// Query of a CSV import.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// The new segment's name.
     pub name: Option<String>,
