@@ -23,6 +23,9 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+pub mod openapi;
+pub use openapi::CommonResponses;
+
 /// Largest JSON body any service accepts (bulk endpoints included).
 pub const MAX_JSON_BODY: usize = 8 * 1024 * 1024;
 
@@ -175,6 +178,8 @@ pub async fn spawn(
         subscriptions,
         workers,
     } = parts;
+    let mut openapi = openapi;
+    utoipa::Modify::modify(&CommonResponses, &mut openapi);
     if config.run_migrations {
         let applied = migrate(spec, &config.database).await?;
         if !applied.is_empty() {
