@@ -209,6 +209,14 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(READERS)?;
+    // An unknown type used to reach the SQL filter, where a NUL byte in it was a 500.
+    if let Some(kind) = query.kind.as_deref()
+        && Kind::parse(kind).is_none()
+    {
+        return Err(ApiError::InvalidQuery(
+            "type must be dynamic, static or imported".into(),
+        ));
+    }
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let mut conn = infra.pool.get().await?;
