@@ -23,6 +23,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+pub mod input;
 pub mod openapi;
 pub use openapi::CommonResponses;
 
@@ -242,6 +243,7 @@ pub async fn spawn(
     let verifier = web::Data::new(verifier);
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(input::refuse_nul_bytes))
             .wrap(from_fn(mkt_error::envelope_errors))
             .wrap(from_fn(mkt_telemetry::trace_requests))
             .app_data(mkt_error::json_config(MAX_JSON_BODY))
