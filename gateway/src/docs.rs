@@ -34,7 +34,9 @@ pub async fn openapi(proxy: web::Data<Proxy>) -> HttpResponse {
         match doc {
             Ok(doc) => {
                 if let Some(p) = doc.get("paths").and_then(Value::as_object) {
-                    paths.extend(p.clone());
+                    let mut p = p.clone();
+                    add_gateway_responses(&mut p);
+                    paths.extend(p);
                 }
                 if let Some(s) = doc
                     .pointer("/components/schemas")
@@ -67,6 +69,42 @@ pub async fn openapi(proxy: web::Data<Proxy>) -> HttpResponse {
         "security": [{"bearer": []}],
         "x-unavailable": unavailable,
     }))
+}
+
+/// What the gateway itself may answer on any route, whichever service owns it: its own
+/// token and role checks (401, 403; the services document them too), and an upstream
+/// that is down (502) or too slow (504). Added where the service did not document the
+/// status already, with the error envelope every service document carries.
+const GATEWAY_RESPONSES: &[(&str, &str)] = &[
+    ("401", "Missing, expired or invalid bearer token"),
+    ("403", "The token's roles may not call this route"),
+    ("502", "The owning service is unreachable"),
+    ("504", "The owning service did not answer in time"),
+];
+
+fn add_gateway_responses(paths: &mut Map<String, Value>) {
+    let operations = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(Value::as_object_mut)
+        .filter(|op| op.contains_key("responses"));
+    for operation in operations {
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        for (status, description) in GATEWAY_RESPONSES {
+            responses.entry(*status).or_insert_with(|| {
+                json!({
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+                })
+            });
+        }
+    }
 }
 
 /// Interactive documentation (Swagger UI from its CDN, pointed at `/openapi.json`).

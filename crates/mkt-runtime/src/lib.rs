@@ -23,6 +23,10 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+pub mod input;
+pub mod openapi;
+pub use openapi::CommonResponses;
+
 /// Largest JSON body any service accepts (bulk endpoints included).
 pub const MAX_JSON_BODY: usize = 8 * 1024 * 1024;
 
@@ -186,6 +190,8 @@ pub async fn spawn(
         subscriptions,
         workers,
     } = parts;
+    let mut openapi = openapi;
+    utoipa::Modify::modify(&CommonResponses, &mut openapi);
     if config.run_migrations {
         let applied = migrate(spec, &config.database).await?;
         if !applied.is_empty() {
@@ -250,6 +256,7 @@ pub async fn spawn(
         App::new()
             // Innermost: refuse by the role policy before extractors read the input.
             .wrap(from_fn(mkt_auth::policy::enforce))
+            .wrap(from_fn(input::refuse_nul_bytes))
             .wrap(from_fn(mkt_error::envelope_errors))
             .wrap(from_fn(mkt_telemetry::trace_requests))
             .app_data(mkt_error::json_config(MAX_JSON_BODY))

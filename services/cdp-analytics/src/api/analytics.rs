@@ -37,6 +37,7 @@ pub struct Doc;
 
 /// Filters of the analytics routes (seed 004).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AnalyticsQuery {
     /// Seed 004 passes it; the token's tenant is used, and another one is a 404.
     pub tenant_id: Option<String>,
@@ -111,7 +112,7 @@ async fn last_calculation(
     path = "/api/v2/cdp/analytics/rfm",
     tag = "analytics",
     params(AnalyticsQuery),
-    responses((status = 200, description = "overview, distribution, segments"), (status = 400, body = mkt_error::ErrorEnvelope)),
+    responses((status = 200, description = "overview, distribution, segments"), (status = 400, body = mkt_error::ErrorEnvelope), (status = 404, description = "tenant_id names another tenant", body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
 pub async fn rfm(
@@ -183,7 +184,7 @@ pub async fn rfm(
     path = "/api/v2/cdp/analytics/clv",
     tag = "analytics",
     params(AnalyticsQuery),
-    responses((status = 200, description = "overview, top_customers, model"), (status = 400, body = mkt_error::ErrorEnvelope)),
+    responses((status = 200, description = "overview, top_customers, model"), (status = 400, body = mkt_error::ErrorEnvelope), (status = 404, description = "tenant_id names another tenant", body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
 pub async fn clv(
@@ -243,7 +244,7 @@ pub async fn clv(
     path = "/api/v2/cdp/analytics/churn",
     tag = "analytics",
     params(AnalyticsQuery),
-    responses((status = 200, description = "overview, at_risk_customers"), (status = 400, body = mkt_error::ErrorEnvelope)),
+    responses((status = 200, description = "overview, at_risk_customers"), (status = 400, body = mkt_error::ErrorEnvelope), (status = 404, description = "tenant_id names another tenant", body = mkt_error::ErrorEnvelope)),
     security(("bearer" = []))
 )]
 pub async fn churn(

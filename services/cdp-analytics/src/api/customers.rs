@@ -28,6 +28,7 @@ pub struct Doc;
 
 /// Seed 004's query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CustomerQuery {
     /// Seed 004 passes it; the token's tenant is used, another one is a 404.
     pub tenant_id: Option<String>,

@@ -71,20 +71,29 @@ pub struct NewRun {
 /// Queues a run unless the tenant already has one queued or running; returns the run
 /// that will do the work (the new one or the one already active).
 pub async fn enqueue(conn: &mut AsyncPgConnection, run: &NewRun) -> QueryResult<RunRow> {
-    let inserted = diesel::insert_into(processing_runs::table)
-        .values(run)
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    if inserted == 1 {
-        return find(conn, run.id).await;
+    // The active run our insert conflicted with may end before we read it (a 500
+    // "Record not found" that schemathesis found); then ours goes in on the next try.
+    for _ in 0..3 {
+        let inserted = diesel::insert_into(processing_runs::table)
+            .values(run)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        if inserted == 1 {
+            return find(conn, run.id).await;
+        }
+        let active = processing_runs::table
+            .filter(processing_runs::tenant_id.eq(&run.tenant_id))
+            .filter(processing_runs::status.eq_any(["queued", "running"]))
+            .select(RunRow::as_select())
+            .first(conn)
+            .await
+            .optional()?;
+        if let Some(active) = active {
+            return Ok(active);
+        }
     }
-    processing_runs::table
-        .filter(processing_runs::tenant_id.eq(&run.tenant_id))
-        .filter(processing_runs::status.eq_any(["queued", "running"]))
-        .select(RunRow::as_select())
-        .first(conn)
-        .await
+    Err(diesel::result::Error::NotFound)
 }
 
 /// One run.

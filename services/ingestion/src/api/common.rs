@@ -37,6 +37,7 @@ pub const MAX_LIMIT: i64 = 200;
 
 /// `?page=&limit=` (1-based page up to [`MAX_PAGE`], 1..=200 items, default 50).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1-based page number (at most 100000).
     pub page: Option<i64>,

@@ -64,9 +64,11 @@ pub struct CustomersBatch {
     path = "/api/v2/cdp/customers/batch",
     tag = "customers",
     request_body = CustomersBatch,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a retried request")),
     responses(
         (status = 200, description = "Per-item results in request order"),
         (status = 413, description = "More than 1,000 items", body = mkt_error::ErrorEnvelope),
+        (status = 422, description = "Idempotency-Key reused with another body", body = mkt_error::ErrorEnvelope),
     ),
     security(("bearer" = []))
 )]
@@ -90,6 +92,7 @@ pub async fn upsert_batch(
 
 /// Filters of `GET /customers`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Exact email (case-insensitive).
     pub email: Option<String>,
@@ -107,6 +110,7 @@ pub struct ListQuery {
 #[utoipa::path(
     get,
     path = "/api/v2/cdp/customers",
+    operation_id = "list_customers",
     tag = "customers",
     params(ListQuery, PageQuery),
     responses((status = 200, description = "A page of customers")),
@@ -140,6 +144,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v2/cdp/customers/{id}",
+    operation_id = "get_customer",
     tag = "customers",
     params(("id" = String, Path, description = "Our customer id (UUID) or the store's external_id")),
     responses(
@@ -169,11 +174,12 @@ pub async fn get(
     path = "/api/v2/cdp/customers/{id}",
     tag = "customers",
     request_body = CustomerPatch,
-    params(("id" = String, Path, description = "Our customer id (UUID) or the store's external_id")),
+    params(("id" = String, Path, description = "Our customer id (UUID) or the store's external_id"), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a retried request")),
     responses(
         (status = 200, description = "The updated customer", body = CustomerEnvelope),
         (status = 404, description = "No such customer", body = mkt_error::ErrorEnvelope),
         (status = 409, description = "Email or external_id taken", body = mkt_error::ErrorEnvelope),
+        (status = 422, description = "Idempotency-Key reused with another body", body = mkt_error::ErrorEnvelope),
     ),
     security(("bearer" = []))
 )]

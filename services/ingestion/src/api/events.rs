@@ -33,6 +33,7 @@ fn rejection(
         (status = 400, description = "Invalid event", body = mkt_error::ErrorEnvelope),
         (status = 403, description = "tenant_id differs from the token's", body = mkt_error::ErrorEnvelope),
         (status = 404, description = "Unknown customer", body = mkt_error::ErrorEnvelope),
+        (status = 422, description = "Idempotency-Key reused with another body", body = mkt_error::ErrorEnvelope),
     ),
     security(("bearer" = []))
 )]
@@ -65,7 +66,12 @@ pub struct EventsBatch {
     path = "/api/v2/cdp/events/batch",
     tag = "events",
     request_body = EventsBatch,
-    responses((status = 200, description = "Per-item results in request order")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a retried request")),
+    responses(
+        (status = 200, description = "Per-item results in request order"),
+        (status = 413, description = "More than 1,000 items", body = mkt_error::ErrorEnvelope),
+        (status = 422, description = "Idempotency-Key reused with another body", body = mkt_error::ErrorEnvelope),
+    ),
     security(("bearer" = []))
 )]
 pub async fn track_batch(

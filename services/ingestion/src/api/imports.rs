@@ -20,6 +20,7 @@ use crate::views::envelope;
 
 /// `?type=customers|orders`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// What the file holds: `customers` or `orders`.
     #[serde(rename = "type")]
@@ -149,6 +150,7 @@ pub async fn upload(
 #[utoipa::path(
     get,
     path = "/api/v2/cdp/imports/{id}",
+    operation_id = "get_import",
     tag = "imports",
     params(("id" = Uuid, Path, description = "Import id")),
     responses((status = 200, body = ImportData), (status = 404, body = mkt_error::ErrorEnvelope)),

@@ -35,6 +35,7 @@ fn status_error() -> ApiError {
         (status = 400, description = "Invalid order data", body = mkt_error::ErrorEnvelope),
         (status = 404, description = "Unknown customer", body = mkt_error::ErrorEnvelope),
         (status = 409, description = "externalId already recorded", body = mkt_error::ErrorEnvelope),
+        (status = 422, description = "Idempotency-Key reused with another body", body = mkt_error::ErrorEnvelope),
     ),
     security(("bearer" = []))
 )]
@@ -69,7 +70,12 @@ pub struct OrdersBatch {
     path = "/api/v2/cdp/orders/batch",
     tag = "orders",
     request_body = OrdersBatch,
-    responses((status = 200, description = "Per-item results in request order")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a retried request")),
+    responses(
+        (status = 200, description = "Per-item results in request order"),
+        (status = 413, description = "More than 1,000 items", body = mkt_error::ErrorEnvelope),
+        (status = 422, description = "Idempotency-Key reused with another body", body = mkt_error::ErrorEnvelope),
+    ),
     security(("bearer" = []))
 )]
 pub async fn place_batch(
@@ -92,6 +98,7 @@ pub async fn place_batch(
 
 /// Filters of `GET /orders`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this customer's orders (our id).
     pub customer_id: Option<Uuid>,
@@ -103,6 +110,7 @@ pub struct ListQuery {
 #[utoipa::path(
     get,
     path = "/api/v2/cdp/orders",
+    operation_id = "list_orders",
     tag = "orders",
     params(ListQuery, PageQuery),
     responses((status = 200, description = "A page of orders")),
@@ -136,6 +144,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v2/cdp/orders/{id}",
+    operation_id = "get_order",
     tag = "orders",
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
@@ -160,11 +169,12 @@ pub async fn get(
     path = "/api/v2/cdp/orders/{id}",
     tag = "orders",
     request_body = OrderStatusPatch,
-    params(("id" = Uuid, Path, description = "Order id")),
+    params(("id" = Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a retried request")),
     responses(
         (status = 200, description = "The updated order", body = OrderEnvelope),
         (status = 404, description = "No such order", body = mkt_error::ErrorEnvelope),
         (status = 409, description = "Transition not allowed", body = mkt_error::ErrorEnvelope),
+        (status = 422, description = "Idempotency-Key reused with another body", body = mkt_error::ErrorEnvelope),
     ),
     security(("bearer" = []))
 )]

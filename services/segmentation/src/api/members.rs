@@ -40,6 +40,7 @@ fn customer(row: &MemberRow) -> Value {
 
 /// Paging of the customers page.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1-based page (default 1).
     pub page: Option<i64>,
@@ -81,6 +82,7 @@ pub async fn customers(
 
 /// Export format.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// csv (default) or xlsx.
     pub format: Option<String>,
@@ -145,6 +147,7 @@ pub async fn export(
 
 /// Filter of the v2 list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CdpListQuery {
     /// dynamic | static | imported.
     #[serde(rename = "type")]
@@ -195,6 +198,7 @@ pub async fn cdp_list(
 
 /// Offset paging of v2 members.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MembersQuery {
     /// 1-1000 (default 100).
     pub limit: Option<i64>,

@@ -124,6 +124,7 @@ pub struct SegmentInput {
 
 /// Query of the list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1-based page (default 1).
     pub page: Option<i64>,
@@ -170,6 +171,7 @@ impl From<DraftError> for ApiError {
 #[utoipa::path(
     post,
     path = "/api/v1/marketing/segments",
+    operation_id = "create_segment",
     tag = "segments",
     request_body = SegmentInput,
     responses((status = 201, description = "Created, with cached_count"), (status = 400, body = mkt_error::ErrorEnvelope)),
@@ -192,6 +194,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/marketing/segments",
+    operation_id = "list_segments",
     tag = "segments",
     params(ListQuery),
     responses((status = 200, description = "A page of segments")),
@@ -203,6 +206,14 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(&policy::SEGMENTS_LIST)?;
+    // An unknown type used to reach the SQL filter, where a NUL byte in it was a 500.
+    if let Some(kind) = query.kind.as_deref()
+        && Kind::parse(kind).is_none()
+    {
+        return Err(ApiError::InvalidQuery(
+            "type must be dynamic, static or imported".into(),
+        ));
+    }
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let offset = super::paging::page_offset(page, limit)?;
@@ -225,6 +236,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/marketing/segments/{id}",
+    operation_id = "get_segment",
     tag = "segments",
     params(("id" = uuid::Uuid, Path, description = "Segment id")),
     responses((status = 200, description = "The segment"), (status = 404, body = mkt_error::ErrorEnvelope)),
@@ -247,6 +259,7 @@ pub async fn get(
 #[utoipa::path(
     put,
     path = "/api/v1/marketing/segments/{id}",
+    operation_id = "replace_segment",
     tag = "segments",
     request_body = SegmentInput,
     params(("id" = uuid::Uuid, Path, description = "Segment id")),
@@ -278,6 +291,7 @@ pub async fn replace(
 #[utoipa::path(
     delete,
     path = "/api/v1/marketing/segments/{id}",
+    operation_id = "delete_segment",
     tag = "segments",
     params(("id" = uuid::Uuid, Path, description = "Segment id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = mkt_error::ErrorEnvelope)),
@@ -295,6 +309,7 @@ pub async fn delete(
 
 /// Query of a CSV import.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// The new segment's name.
     pub name: Option<String>,
