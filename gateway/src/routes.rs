@@ -7,7 +7,7 @@ use mkt_auth::Role;
 /// The services behind the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
-    /// Customers, orders, events, imports.
+    /// Customers, orders, events, imports, tenant integrations.
     Ingestion,
     /// Segments.
     Segmentation,
@@ -15,7 +15,7 @@ pub enum Service {
     Campaign,
     /// Webhooks in and out.
     Webhook,
-    /// Processing, analytics, customer 360, integrations.
+    /// Processing, analytics, customer 360.
     CdpAnalytics,
 }
 
@@ -106,7 +106,7 @@ pub const RULES: &[Rule] = &[
     // Store credentials and sync state are tenant settings: admin only, reads included.
     Rule {
         pattern: &["api", "v2", "cdp", "tenant-integrations"],
-        service: Service::CdpAnalytics,
+        service: Service::Ingestion,
         read: &[],
         write: &[],
         long: false,
