@@ -815,8 +815,36 @@ async fn integrations_left_in_cdp_analytics_move_to_ingestion_with_their_credent
         "{again:?}"
     );
 
-    // The same integration, with its history, now served by ingestion.
+    // Edited in cdp-analytics after the copy (it served the routes until the gateway
+    // switched): the next run takes the newer row...
+    diesel::sql_query(
+        "UPDATE cdp_analytics.tenant_integrations SET is_active = false, updated_at = now()",
+    )
+    .execute(&mut old)
+    .await
+    .expect("edit the old row");
+    let third = migrate(&stack.analytics_db, &config).await.expect("third");
+    assert_eq!((third.updated, third.unchanged), (1, 0), "{third:?}");
     let one = format!("{BASE}/{id}");
+    let (status, read) = send(&stack, Method::GET, &one, &admin, None).await;
+    assert_eq!(
+        (status, read["data"]["is_active"].as_bool()),
+        (200, Some(false))
+    );
+    // ...and never undoes what was changed in ingestion since.
+    let (status, _) = send(
+        &stack,
+        Method::PUT,
+        &one,
+        &admin,
+        Some(&json!({"is_active": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let fourth = migrate(&stack.analytics_db, &config).await.expect("fourth");
+    assert_eq!((fourth.updated, fourth.unchanged), (0, 1), "{fourth:?}");
+
+    // The same integration, with its history, now served by ingestion.
     let (status, read) = send(&stack, Method::GET, &one, &admin, None).await;
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["data"]["account_name"], "chelseaio");

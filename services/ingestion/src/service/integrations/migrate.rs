@@ -152,27 +152,34 @@ async fn copy_into(
         found: integrations.len(),
         ..Report::default()
     };
-    let here: HashMap<(String, Uuid), DateTime<Utc>> = tenant_integrations::table
+    // What is here already: when it last changed, and when it last synced.
+    type Seen = (DateTime<Utc>, Option<DateTime<Utc>>);
+    let here: HashMap<(String, Uuid), Seen> = tenant_integrations::table
         .select((
             tenant_integrations::tenant_id,
             tenant_integrations::id,
             tenant_integrations::updated_at,
+            tenant_integrations::last_sync_at,
         ))
-        .load::<(String, Uuid, DateTime<Utc>)>(conn)
+        .load::<(String, Uuid, DateTime<Utc>, Option<DateTime<Utc>>)>(conn)
         .await?
         .into_iter()
-        .map(|(tenant, id, at)| ((tenant, id), at))
+        .map(|(tenant, id, at, synced)| ((tenant, id), (at, synced)))
         .collect();
     for row in &integrations {
         match here.get(&(row.tenant_id.clone(), row.id)) {
-            Some(at) if *at >= row.updated_at => report.unchanged += 1,
-            Some(_) => {
+            Some((at, _)) if *at >= row.updated_at => report.unchanged += 1,
+            Some((_, synced_here)) => {
+                // Edited in cdp-analytics after the last copy: its settings win, but a
+                // sync that ran here since is not forgotten.
+                let mut row = row.clone();
+                row.last_sync_at = row.last_sync_at.max(*synced_here);
                 diesel::update(
                     tenant_integrations::table
                         .filter(tenant_integrations::tenant_id.eq(&row.tenant_id))
                         .filter(tenant_integrations::id.eq(row.id)),
                 )
-                .set(row)
+                .set(&row)
                 .execute(conn)
                 .await?;
                 report.updated += 1;
