@@ -8,7 +8,8 @@ use mkt_runtime::Running;
 use mkt_test_support as support;
 use serde_json::Value;
 
-/// cdp-analytics' credential encryption key in tests (base64 of 32 bytes).
+/// Ingestion's credential encryption key for tenant integrations in tests (base64 of
+/// 32 bytes).
 pub const TEST_INTEGRATIONS_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 /// All five services and the gateway, each on port 0, with their own databases and
@@ -48,10 +49,27 @@ impl Stack {
         Self::start_full(broken_upstream, None).await
     }
 
-    /// Starts everything with cdp-analytics' VTEX base URL at `vtex_url` (a
+    /// Starts everything with ingestion's VTEX base URL at `vtex_url` (a
     /// [`fake_vtex::FakeVtex`]).
     pub async fn start_with_vtex(vtex_url: &str) -> Self {
         Self::start_full(None, Some(vtex_url)).await
+    }
+
+    /// Ingestion's settings in the stack: the test encryption key, VTEX at `vtex_url`
+    /// (a closed port unless a test brings a fake VTEX), a short sync poll.
+    pub fn ingestion_config(
+        service: mkt_runtime::ServiceConfig,
+        vtex_url: Option<&str>,
+    ) -> ingestion::config::Config {
+        ingestion::config::Config {
+            service,
+            integrations: ingestion::config::IntegrationsConfig {
+                encryption_key: Some(TEST_INTEGRATIONS_KEY.into()),
+                vtex_base_url: vtex_url.unwrap_or("http://127.0.0.1:9").to_owned(),
+                sync_poll_ms: 200,
+                ..Default::default()
+            },
+        }
     }
 
     async fn start_full(broken_upstream: Option<&str>, vtex_url: Option<&str>) -> Self {
@@ -64,9 +82,14 @@ impl Stack {
             config.database.schema = Some(schema.to_owned());
             config
         };
-        let ingestion = ingestion::spawn(config(&ingestion_db, "ingestion"))
-            .await
-            .expect("ingestion");
+        // Integrations are an import source of ingestion: no ingestion URL or token to
+        // give it, it writes its syncs in-process.
+        let ingestion = ingestion::spawn(Self::ingestion_config(
+            config(&ingestion_db, "ingestion"),
+            vtex_url,
+        ))
+        .await
+        .expect("ingestion");
         let segmentation = segmentation::spawn(config(&segmentation_db, "segmentation"))
             .await
             .expect("segmentation");
@@ -77,19 +100,9 @@ impl Stack {
             .await
             .expect("webhook");
         let analytics_db = support::database_for(&cdp_analytics::SPEC).await;
-        let analytics = cdp_analytics::spawn(cdp_analytics::config::Config {
-            service: config(&analytics_db, "cdp_analytics"),
-            integrations: cdp_analytics::config::IntegrationsConfig {
-                encryption_key: Some(TEST_INTEGRATIONS_KEY.into()),
-                // A closed port unless a test brings a fake VTEX.
-                vtex_base_url: vtex_url.unwrap_or("http://127.0.0.1:9").to_owned(),
-                ingestion_url: ingestion.url(),
-                sync_poll_ms: 200,
-                ..Default::default()
-            },
-        })
-        .await
-        .expect("analytics");
+        let analytics = cdp_analytics::spawn(config(&analytics_db, "cdp_analytics"))
+            .await
+            .expect("analytics");
         let upstreams = gateway::config::Upstreams {
             ingestion: ingestion.url(),
             segmentation: segmentation.url(),

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use e2e::Stack;
 use e2e::fake_vtex::{self, AppKey, FakeVtex, Store};
 use mkt_test_support as support;
@@ -238,16 +239,16 @@ async fn crud_is_tenant_scoped_admin_only_and_never_leaks_credentials() {
 
     // Not in plain text in the database: neither the text nor its bytes, in any column.
     let rows = support::scalar_i64(
-        &stack.analytics_db,
-        "SELECT count(*) FROM cdp_analytics.tenant_integrations",
+        &stack.ingestion_db,
+        "SELECT count(*) FROM ingestion.tenant_integrations",
     )
     .await;
     assert_eq!(rows, 1);
     for secret in [KEY, TOKEN, NEW_TOKEN] {
         let leaks = support::scalar_i64(
-            &stack.analytics_db,
+            &stack.ingestion_db,
             &format!(
-                "SELECT count(*) FROM cdp_analytics.tenant_integrations t \
+                "SELECT count(*) FROM ingestion.tenant_integrations t \
                  WHERE position('{secret}' in t::text) > 0 OR position('{}' in t::text) > 0",
                 hex(secret)
             ),
@@ -619,4 +620,257 @@ fn by_status(orders: &[Value], external: &str) -> String {
         .and_then(|o| o["status"].as_str())
         .unwrap_or_default()
         .to_owned()
+}
+
+async fn sync_run_status(stack: &Stack, run: &str) -> Option<String> {
+    let mut conn = diesel_async::AsyncPgConnection::establish(&stack.ingestion_db)
+        .await
+        .expect("connect");
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        status: String,
+    }
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT status FROM ingestion.integration_sync_runs WHERE id = $1::uuid")
+            .bind::<diesel::sql_types::Text, _>(run)
+            .load(&mut conn)
+            .await
+            .expect("run status");
+    rows.into_iter().next().map(|r| r.status)
+}
+
+/// Counts the messages a listener receives until it stays quiet for three seconds.
+async fn drain(listener: &mut e2e::Listener) -> usize {
+    let mut count = 0;
+    while listener.next(Duration::from_secs(3)).await.is_some() {
+        count += 1;
+    }
+    count
+}
+
+#[actix_web::test]
+async fn a_sync_writes_inside_ingestion_with_no_http_hop_between_services() {
+    let vtex = fake_store().await;
+    let stack = Stack::start_with_vtex(&vtex.url).await;
+    let admin = support::token("acme", &["admin"]);
+    let mut customer_events = stack.listen("customer.upserted.v1").await;
+    let mut order_events = stack.listen("order.placed.v1").await;
+    let (status, created) = send(
+        &stack,
+        Method::POST,
+        BASE,
+        &admin,
+        Some(&create_body("chelseaio")),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["id"].as_str().expect("id").to_owned();
+
+    // No service answers HTTP any more: neither cdp-analytics (which used to run syncs)
+    // nor ingestion's own API (which syncs used to call). Only ingestion's background
+    // worker, its database and the bus are left.
+    stack.analytics.server.stop(false).await;
+    stack.ingestion.server.stop(false).await;
+    let (status, _, _) = stack.send(Method::GET, BASE, &admin, None, &[]).await;
+    assert!(
+        (502..=504).contains(&status),
+        "the gateway reaches no ingestion HTTP server now: {status}"
+    );
+
+    // Queue a run the way `POST .../sync` does (the route is down with the server).
+    let run = uuid::Uuid::now_v7().to_string();
+    let mut conn = diesel_async::AsyncPgConnection::establish(&stack.ingestion_db)
+        .await
+        .expect("connect");
+    diesel::sql_query(
+        "INSERT INTO ingestion.integration_sync_runs (tenant_id, id, integration_id, status, \
+         phase, orders_since, orders_until, counts, item_errors, attempts, requested_at) \
+         VALUES ('acme', $1::uuid, $2::uuid, 'queued', 'customers', now() - interval '90 days', \
+         now(), '{}', '[]', 0, now())",
+    )
+    .bind::<diesel::sql_types::Text, _>(&run)
+    .bind::<diesel::sql_types::Text, _>(&id)
+    .execute(&mut conn)
+    .await
+    .expect("queue a run");
+    let status = support::eventually(Duration::from_secs(60), "the sync to finish", || async {
+        sync_run_status(&stack, &run)
+            .await
+            .filter(|s| s == "succeeded" || s == "failed")
+    })
+    .await;
+    assert_eq!(status, "succeeded");
+
+    // Written through ingestion's use cases: rows, and their events on the bus.
+    assert_eq!(
+        support::scalar_i64(
+            &stack.ingestion_db,
+            "SELECT count(*) FROM ingestion.customers WHERE tenant_id = 'acme'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        support::scalar_i64(
+            &stack.ingestion_db,
+            "SELECT count(*) FROM ingestion.orders WHERE tenant_id = 'acme'"
+        )
+        .await,
+        4
+    );
+    assert_eq!(drain(&mut customer_events).await, 3, "customer.upserted.v1");
+    assert_eq!(drain(&mut order_events).await, 4, "order.placed.v1");
+    vtex.stop().await;
+}
+
+#[actix_web::test]
+async fn integrations_left_in_cdp_analytics_move_to_ingestion_with_their_credentials() {
+    let vtex = fake_store().await;
+    let stack = Stack::start_with_vtex(&vtex.url).await;
+    let admin = support::token("acme", &["admin"]);
+
+    // An integration as cdp-analytics stored it: its own tables, the credentials sealed
+    // under the deployment's key with the (tenant, id) binding, a finished run, and the
+    // shadow order table the move leaves behind.
+    let id = uuid::Uuid::now_v7();
+    let config = Stack::ingestion_config(
+        {
+            let mut service = support::service_config(&stack.ingestion_db, &stack.amqp_url);
+            service.database.schema = Some("ingestion".into());
+            service
+        },
+        None,
+    );
+    let keyring = ingestion::service::integrations::keyring_from(&config.integrations)
+        .expect("keyring")
+        .expect("a key");
+    let credentials = ingestion::domain::integrations::VtexCredentials {
+        app_key: KEY.into(),
+        app_token: TOKEN.into(),
+    };
+    let sealed = keyring.seal(
+        &ingestion::domain::integrations::credentials_aad("acme", id),
+        &credentials.to_plaintext(),
+    );
+    let mut old = diesel_async::AsyncPgConnection::establish(&stack.analytics_db)
+        .await
+        .expect("connect");
+    diesel::sql_query(
+        "INSERT INTO cdp_analytics.tenant_integrations (tenant_id, id, integration_type, \
+         account_name, environment, is_active, credentials_key_id, credentials_nonce, \
+         credentials_ciphertext, app_key_last4, last_sync_at, created_at, updated_at) \
+         VALUES ('acme', $1, 'vtex', 'chelseaio', 'vtexcommercestable', true, $2, $3, $4, \
+         'ERTY', now() - interval '1 day', now() - interval '30 days', now() - interval '2 days')",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Text, _>(&sealed.key_id)
+    .bind::<diesel::sql_types::Bytea, _>(&sealed.nonce)
+    .bind::<diesel::sql_types::Bytea, _>(&sealed.ciphertext)
+    .execute(&mut old)
+    .await
+    .expect("old integration");
+    diesel::sql_query(
+        "INSERT INTO cdp_analytics.integration_sync_runs (tenant_id, id, integration_id, status, \
+         phase, orders_since, orders_until, counts, item_errors, attempts, requested_at, \
+         started_at, finished_at) VALUES ('acme', $1, $2, 'succeeded', 'done', \
+         now() - interval '91 days', now() - interval '1 day', '{}', '[]', 1, \
+         now() - interval '1 day', now() - interval '1 day', now() - interval '1 day')",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(uuid::Uuid::now_v7())
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .execute(&mut old)
+    .await
+    .expect("old run");
+
+    // Before the copy ingestion knows nothing of it.
+    let (status, listed) = send(&stack, Method::GET, BASE, &admin, None).await;
+    assert_eq!(
+        (status, listed["data"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+
+    // `ingestion migrate-integrations`, twice: the second run changes nothing.
+    let migrate = ingestion::service::integrations::migrate::run_from;
+    let report = migrate(&stack.analytics_db, &config).await.expect("copy");
+    assert_eq!(
+        (report.found, report.inserted, report.runs_inserted),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    assert!(
+        report.unreadable.is_empty() && report.conflicts.is_empty(),
+        "{report:?}"
+    );
+    let again = migrate(&stack.analytics_db, &config).await.expect("again");
+    assert_eq!(
+        (
+            again.found,
+            again.inserted,
+            again.updated,
+            again.unchanged,
+            again.runs_inserted
+        ),
+        (1, 0, 0, 1, 0),
+        "{again:?}"
+    );
+
+    // Edited in cdp-analytics after the copy (it served the routes until the gateway
+    // switched): the next run takes the newer row...
+    diesel::sql_query(
+        "UPDATE cdp_analytics.tenant_integrations SET is_active = false, updated_at = now()",
+    )
+    .execute(&mut old)
+    .await
+    .expect("edit the old row");
+    let third = migrate(&stack.analytics_db, &config).await.expect("third");
+    assert_eq!((third.updated, third.unchanged), (1, 0), "{third:?}");
+    let one = format!("{BASE}/{id}");
+    let (status, read) = send(&stack, Method::GET, &one, &admin, None).await;
+    assert_eq!(
+        (status, read["data"]["is_active"].as_bool()),
+        (200, Some(false))
+    );
+    // ...and never undoes what was changed in ingestion since.
+    let (status, _) = send(
+        &stack,
+        Method::PUT,
+        &one,
+        &admin,
+        Some(&json!({"is_active": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let fourth = migrate(&stack.analytics_db, &config).await.expect("fourth");
+    assert_eq!((fourth.updated, fourth.unchanged), (0, 1), "{fourth:?}");
+
+    // The same integration, with its history, now served by ingestion.
+    let (status, read) = send(&stack, Method::GET, &one, &admin, None).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["data"]["account_name"], "chelseaio");
+    assert_eq!(read["data"]["app_key_last4"], "ERTY");
+    assert!(read["data"]["last_sync"].is_string(), "{read}");
+    let (status, runs) = send(&stack, Method::GET, &format!("{one}/syncs"), &admin, None).await;
+    assert_eq!(
+        (status, runs["data"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+
+    // The copied credentials open: VTEX (which accepts only KEY and TOKEN) serves the sync.
+    let location = start_sync(&stack, &admin, &id.to_string()).await;
+    let run = wait_for_run(&stack, &admin, &location).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counts"]["customers"]["created"], 3, "{run}");
+    assert_eq!(run["counts"]["orders"]["created"], 4, "{run}");
+
+    // The old rows stay until cdp-analytics' later migration drops them.
+    assert_eq!(
+        support::scalar_i64(
+            &stack.analytics_db,
+            "SELECT count(*) FROM cdp_analytics.tenant_integrations"
+        )
+        .await,
+        1
+    );
+    vtex.stop().await;
 }

@@ -9,7 +9,7 @@ use mkt_auth::{Role, policy};
 /// The services behind the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
-    /// Customers, orders, events, imports.
+    /// Customers, orders, events, imports, tenant integrations.
     Ingestion,
     /// Segments.
     Segmentation,
@@ -17,7 +17,7 @@ pub enum Service {
     Campaign,
     /// Webhooks in and out.
     Webhook,
-    /// Processing, analytics, customer 360, integrations.
+    /// Processing, analytics, customer 360.
     CdpAnalytics,
 }
 
@@ -83,7 +83,7 @@ pub const RULES: &[Rule] = &[
     // Store credentials and sync state (tenant settings, admin only in the policy).
     Rule {
         pattern: &["api", "v2", "cdp", "tenant-integrations"],
-        service: Service::CdpAnalytics,
+        service: Service::Ingestion,
         long: false,
     },
     Rule {

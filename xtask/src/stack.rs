@@ -109,16 +109,13 @@ impl Service {
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             ),
         ];
-        if self.bin == "cdp-analytics" {
+        if self.bin == "ingestion" {
             // Dev only: a fixed key (base64 of the 32 ASCII bytes below) so integrations
             // created in one `up` still decrypt in the next. Production takes a Secret.
             env.push((
                 "MKT_INTEGRATIONS__ENCRYPTION_KEY".into(),
                 "bWFya2V0aW5nLWRldi1pbnRlZ3JhdGlvbnMta2V5ISE=".into(),
             ));
-            if let Some(ingestion) = SERVICES.iter().find(|s| s.bin == "ingestion") {
-                env.push(("MKT_INTEGRATIONS__INGESTION_URL".into(), ingestion.url()));
-            }
         }
         match self.schema {
             Some(schema) => env.extend([

@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+#[cfg(any(test, feature = "dev-signer"))]
+use jsonwebtoken::{EncodingKey, Header};
 use mkt_error::{ErrorInfo, render};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -294,13 +296,16 @@ impl FromRequest for Principal {
     }
 }
 
-/// Signs HS256 tokens: the dev stack's `cargo xtask token` and tests use it.
+/// Signs HS256 tokens for tests (`mkt-test-support` turns on the `dev-signer` feature).
+/// Not compiled into services: no production code mints its own tokens.
+#[cfg(any(test, feature = "dev-signer"))]
 pub struct DevTokenSigner {
     key: EncodingKey,
     issuer: String,
     audience: String,
 }
 
+#[cfg(any(test, feature = "dev-signer"))]
 impl DevTokenSigner {
     /// A signer for the given secret, issuer and audience.
     pub fn new(secret: &str, issuer: &str, audience: &str) -> Self {

@@ -1,5 +1,5 @@
-//! The cdp-analytics service: RFM, CLV and churn scores; the customer 360; tenant
-//! integrations.
+//! The cdp-analytics service: RFM, CLV and churn scores; the customer 360. (Tenant
+//! integrations are an import source of ingestion.)
 //!
 //! Layout: `api/` routes and handlers, `domain/` RFM and the processing run's models,
 //! `service/` use cases (processing runs, their worker and schedule), `store/` tables and
@@ -38,20 +38,7 @@ pub fn parts() -> mkt_runtime::Parts {
     }
 }
 
-/// Starts the service (tests call this with port 0, with a `ServiceConfig` or a full
-/// [`config::Config`]).
-pub async fn spawn(config: impl Into<config::Config>) -> anyhow::Result<mkt_runtime::Running> {
-    let config = config.into();
-    let integrations = service::integrations::Context::from_config(&config)?;
-    let mut parts = parts();
-    parts
-        .workers
-        .push(service::integrations::worker(integrations.clone()));
-    let routes = parts.routes.clone();
-    let integrations = actix_web::web::Data::from(integrations);
-    parts.routes = std::sync::Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| {
-        cfg.app_data(integrations.clone());
-        routes(cfg);
-    });
-    mkt_runtime::spawn(&SPEC, config.service, parts).await
+/// Starts the service (tests call this with port 0).
+pub async fn spawn(config: config::Config) -> anyhow::Result<mkt_runtime::Running> {
+    mkt_runtime::spawn(&SPEC, config, parts()).await
 }

@@ -1,28 +1,6 @@
-//! `cdp-analytics [serve|migrate]`: the shared startup sequence, with this service's own
-//! settings (`mkt_runtime::main` knows only the shared ones).
+//! `cdp-analytics [serve|migrate]`.
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let config: cdp_analytics::config::Config = mkt_config::load()?;
-    let spec = &cdp_analytics::SPEC;
-    let _telemetry = mkt_telemetry::init(spec.name, &config.service.telemetry)?;
-    match std::env::args().nth(1).as_deref() {
-        Some("migrate") => {
-            let applied = mkt_runtime::migrate(spec, &config.service.database).await?;
-            tracing::info!(?applied, "migrations applied");
-            Ok(())
-        }
-        None | Some("serve") => {
-            let running = cdp_analytics::spawn(config).await?;
-            let result = running.server_task.await;
-            for task in running.background {
-                task.abort();
-            }
-            result??;
-            Ok(())
-        }
-        Some(other) => {
-            anyhow::bail!("unknown command {other:?}; use `serve` (default) or `migrate`")
-        }
-    }
+    mkt_runtime::main(&cdp_analytics::SPEC, cdp_analytics::parts).await
 }

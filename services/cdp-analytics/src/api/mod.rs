@@ -6,21 +6,19 @@ use utoipa::OpenApi;
 
 pub mod analytics;
 pub mod customers;
-pub mod integrations;
 pub mod process;
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(process::routes)
         .configure(analytics::routes)
-        .configure(customers::routes)
-        .configure(integrations::routes);
+        .configure(customers::routes);
 }
 
 /// The OpenAPI description of these routes.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "CDP analytics API", description = "RFM, CLV and churn scores; the customer 360; tenant integrations."),
+    info(title = "CDP analytics API", description = "RFM, CLV and churn scores; the customer 360."),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -31,6 +29,5 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(process::Doc::openapi());
     doc.merge(analytics::Doc::openapi());
     doc.merge(customers::Doc::openapi());
-    doc.merge(integrations::Doc::openapi());
     doc
 }

@@ -1,7 +1,4 @@
 //! cdp-analytics' rules: RFM scoring and segments, the processing run's models. No I/O.
 
-pub mod crypto;
-pub mod integrations;
 pub mod rfm;
 pub mod scoring;
-pub mod vtex;

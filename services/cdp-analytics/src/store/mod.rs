@@ -2,7 +2,6 @@
 
 pub mod customers;
 pub mod facts;
-pub mod integrations;
 pub mod runs;
 pub mod schema;
 pub mod scores;

@@ -122,6 +122,11 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(customers, orders, customer_scores);
 
+// The three integration tables below are what tenant integrations left behind when
+// they moved to ingestion: no code of this service reads them. They stay until every
+// deployment has run `ingestion migrate-integrations`; a later migration drops them
+// (docs/integrations.md, "Moving from cdp-analytics").
+
 diesel::table! {
     tenant_integrations (tenant_id, id) {
         tenant_id -> Text,

@@ -8,6 +8,7 @@ pub mod common;
 pub mod customers;
 pub mod events;
 pub mod imports;
+pub mod integrations;
 pub mod orders;
 
 /// Registers every route.
@@ -40,13 +41,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{id}", web::get().to(imports::get))
             .route("/{id}/events", web::get().to(imports::events))
             .route("/{id}/rejections", web::get().to(imports::rejections)),
+    )
+    .service(
+        web::scope("/api/v2/cdp/tenant-integrations")
+            .route("", web::get().to(integrations::list))
+            .route("", web::post().to(integrations::create))
+            .route(
+                "/validate/vtex",
+                web::post().to(integrations::validate_vtex),
+            )
+            .route("/{id}/sync", web::post().to(integrations::start_sync))
+            .route("/{id}/sync", web::get().to(integrations::latest_sync))
+            .route("/{id}/syncs", web::get().to(integrations::list_syncs))
+            .route("/{id}/sync/{run_id}", web::get().to(integrations::get_sync))
+            .route("/{id}", web::get().to(integrations::get))
+            .route("/{id}", web::put().to(integrations::update))
+            .route("/{id}", web::delete().to(integrations::delete)),
     );
 }
 
 /// The OpenAPI description of these routes.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ingestion API", description = "Customers, orders and behaviour events."),
+    info(title = "Ingestion API", description = "Customers, orders and behaviour events; CSV imports and tenant integrations."),
     paths(
         customers::upsert,
         customers::upsert_batch,
@@ -65,6 +82,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         imports::get,
         imports::events,
         imports::rejections,
+        integrations::list,
+        integrations::create,
+        integrations::get,
+        integrations::update,
+        integrations::delete,
+        integrations::validate_vtex,
+        integrations::start_sync,
+        integrations::latest_sync,
+        integrations::list_syncs,
+        integrations::get_sync,
     ),
     components(schemas(
         crate::domain::customer::CustomerInput,
@@ -87,6 +114,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         orders::OrdersBatch,
         events::EventsBatch,
         imports::ImportData,
+        integrations::IntegrationInput,
+        integrations::IntegrationUpdate,
+        integrations::ValidateInput,
+        integrations::SyncInput,
+        integrations::IntegrationData,
+        integrations::SyncRunData,
         mkt_error::ErrorEnvelope,
     )),
     modifiers(&BearerAuth),

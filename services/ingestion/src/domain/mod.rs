@@ -1,9 +1,13 @@
-//! Ingestion's rules: what a valid customer, order and behaviour event are. No I/O here.
+//! Ingestion's rules: what a valid customer, order and behaviour event are; tenant
+//! integrations' settings, sealed credentials and VTEX's payloads. No I/O here.
 
+pub mod crypto;
 pub mod customer;
 pub mod event;
 pub mod import;
+pub mod integrations;
 pub mod order;
+pub mod vtex;
 
 pub use mkt_error::FieldErrors;
 /// Records a problem with the field at `path`.

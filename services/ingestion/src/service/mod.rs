@@ -5,6 +5,7 @@
 pub mod customers;
 pub mod events;
 pub mod imports;
+pub mod integrations;
 pub mod orders;
 
 use actix_web::HttpRequest;
@@ -69,12 +70,23 @@ impl Idempotency {
                 "must be 1-255 visible ASCII characters",
             ));
         }
+        Ok(Some(Self::for_request(
+            req.method().as_str(),
+            req.path(),
+            key.to_owned(),
+            body,
+        )))
+    }
+
+    /// The key and fingerprint of a request made in-process (an integration sync): the
+    /// same fingerprint the HTTP request with this method, path and body would have.
+    pub fn for_request(method: &str, path: &str, key: String, body: &serde_json::Value) -> Self {
         // serde_json's maps are ordered by key, so the same JSON in another key order or
         // spacing has the same fingerprint.
         let mut hasher = Sha256::new();
-        hasher.update(req.method().as_str());
+        hasher.update(method);
         hasher.update(b" ");
-        hasher.update(req.path());
+        hasher.update(path);
         hasher.update(b"\n");
         hasher.update(body.to_string());
         let request_hash = hasher
@@ -82,10 +94,7 @@ impl Idempotency {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        Ok(Some(Self {
-            key: key.to_owned(),
-            request_hash,
-        }))
+        Self { key, request_hash }
     }
 }
 

@@ -5,5 +5,6 @@ pub mod customers;
 pub mod events;
 pub mod idempotency;
 pub mod imports;
+pub mod integrations;
 pub mod orders;
 pub mod schema;

@@ -134,6 +134,22 @@ pub async fn find(
     Ok(Some((order, items)))
 }
 
+/// The id and status of the tenant's order with the store's `external_id`, if any:
+/// how an integration sync knows an order is already here.
+pub async fn find_by_external(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    external_id: &str,
+) -> QueryResult<Option<(Uuid, String)>> {
+    orders::table
+        .filter(orders::tenant_id.eq(tenant))
+        .filter(orders::external_id.eq(external_id))
+        .select((orders::id, orders::status))
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// Items of several orders, in order position.
 pub async fn items_of(
     conn: &mut AsyncPgConnection,

@@ -121,3 +121,42 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(customers, orders, order_items, behaviour_events);
+
+diesel::table! {
+    tenant_integrations (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        integration_type -> Text,
+        account_name -> Text,
+        environment -> Text,
+        is_active -> Bool,
+        credentials_key_id -> Text,
+        credentials_nonce -> Bytea,
+        credentials_ciphertext -> Bytea,
+        app_key_last4 -> Text,
+        last_sync_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    integration_sync_runs (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        integration_id -> Uuid,
+        status -> Text,
+        phase -> Text,
+        orders_since -> Timestamptz,
+        orders_until -> Timestamptz,
+        orders_cursor -> Nullable<Timestamptz>,
+        counts -> Jsonb,
+        item_errors -> Jsonb,
+        error -> Nullable<Text>,
+        attempts -> Int4,
+        lease_until -> Nullable<Timestamptz>,
+        requested_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}

@@ -1,5 +1,6 @@
-//! VTEX's payloads as we read them, and how they become ingestion's API bodies. No I/O:
-//! the REST client is `service::vtex`.
+//! VTEX's payloads as we read them, and how they become the JSON bodies ingestion's
+//! API takes (a sync parses and validates them exactly as a request's). No I/O:
+//! the REST client is `service::integrations::vtex`.
 //!
 //! Sources (VTEX developer docs): OMS "List orders" (`GET /api/oms/pvt/orders`, at most
 //! 30 pages of up to 100) and "Get order" (`GET /api/oms/pvt/orders/{orderId}`), whose

@@ -1,13 +1,14 @@
-//! Queries on `tenant_integrations`, `integration_sync_runs` (a leased job queue: an
-//! accepted sync survives a restart, an expired lease is taken over) and
-//! `integration_orders`. Every query names the tenant, except the worker's claim.
+//! Queries on `tenant_integrations` and `integration_sync_runs` (a leased job queue: an
+//! accepted sync survives a restart, an expired lease is taken over). Every query names
+//! the tenant, except the worker's claim. Which store orders a sync already wrote is
+//! not kept here: `orders.external_id` says it.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::{integration_orders, integration_sync_runs, tenant_integrations};
+use super::schema::{integration_sync_runs, tenant_integrations};
 
 /// A stored integration. The credentials are only ever the sealed triple.
 #[derive(Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -100,7 +101,7 @@ pub async fn update(conn: &mut AsyncPgConnection, row: &IntegrationRow) -> Query
     .await
 }
 
-/// Deletes an integration (its runs and order links go with it); returns rows deleted.
+/// Deletes an integration (its runs go with it); returns rows deleted.
 pub async fn delete(conn: &mut AsyncPgConnection, tenant: &str, id: Uuid) -> QueryResult<usize> {
     diesel::delete(
         tenant_integrations::table
@@ -351,59 +352,4 @@ pub async fn back_off(
     .execute(conn)
     .await
     .map(|n| n == 1)
-}
-
-/// Ingestion's id and the store status last sent for a store order, if sent.
-pub async fn imported_order(
-    conn: &mut AsyncPgConnection,
-    tenant: &str,
-    integration: Uuid,
-    external_order_id: &str,
-) -> QueryResult<Option<(Uuid, String)>> {
-    integration_orders::table
-        .filter(integration_orders::tenant_id.eq(tenant))
-        .filter(integration_orders::integration_id.eq(integration))
-        .filter(integration_orders::external_order_id.eq(external_order_id))
-        .select((
-            integration_orders::order_id,
-            integration_orders::source_status,
-        ))
-        .first(conn)
-        .await
-        .optional()
-}
-
-/// Remembers that a store order is in ingestion as `order_id` with `source_status`.
-pub async fn record_order(
-    conn: &mut AsyncPgConnection,
-    tenant: &str,
-    integration: Uuid,
-    external_order_id: &str,
-    order_id: Uuid,
-    source_status: &str,
-) -> QueryResult<()> {
-    let now = Utc::now();
-    diesel::insert_into(integration_orders::table)
-        .values((
-            integration_orders::tenant_id.eq(tenant),
-            integration_orders::integration_id.eq(integration),
-            integration_orders::external_order_id.eq(external_order_id),
-            integration_orders::order_id.eq(order_id),
-            integration_orders::source_status.eq(source_status),
-            integration_orders::synced_at.eq(now),
-        ))
-        .on_conflict((
-            integration_orders::tenant_id,
-            integration_orders::integration_id,
-            integration_orders::external_order_id,
-        ))
-        .do_update()
-        .set((
-            integration_orders::order_id.eq(order_id),
-            integration_orders::source_status.eq(source_status),
-            integration_orders::synced_at.eq(now),
-        ))
-        .execute(conn)
-        .await
-        .map(|_| ())
 }

@@ -12,55 +12,12 @@ use mkt_auth::policy;
 use mkt_runtime::{Infra, Principal};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::integrations::{IntegrationPatch, NewIntegration, SyncRequest, ValidateRequest};
 use crate::service::integrations::{self as service, Context, IntegrationError};
 use crate::store::integrations::{IntegrationRow, SyncRunRow};
-
-/// Registers these routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v2/cdp/tenant-integrations")
-            .route("", web::get().to(list))
-            .route("", web::post().to(create))
-            .route("/validate/vtex", web::post().to(validate_vtex))
-            .route("/{id}/sync", web::post().to(start_sync))
-            .route("/{id}/sync", web::get().to(latest_sync))
-            .route("/{id}/syncs", web::get().to(list_syncs))
-            .route("/{id}/sync/{run_id}", web::get().to(get_sync))
-            .route("/{id}", web::get().to(get))
-            .route("/{id}", web::put().to(update))
-            .route("/{id}", web::delete().to(delete)),
-    );
-}
-
-/// The OpenAPI description of these routes.
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        list,
-        create,
-        get,
-        update,
-        delete,
-        validate_vtex,
-        start_sync,
-        latest_sync,
-        list_syncs,
-        get_sync
-    ),
-    components(schemas(
-        IntegrationInput,
-        IntegrationUpdate,
-        ValidateInput,
-        SyncInput,
-        IntegrationData,
-        SyncRunData
-    ))
-)]
-pub struct Doc;
 
 fn parse_id(raw: &str) -> Result<Uuid, IntegrationError> {
     Uuid::parse_str(raw).map_err(|_| IntegrationError::NotFound(raw.to_owned()))
@@ -446,6 +403,7 @@ pub async fn start_sync(
 
 /// `?limit=` of the runs list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
     /// How many runs (1-100, default 20).
     pub limit: Option<i64>,

@@ -1,0 +1,2 @@
+DROP TABLE integration_sync_runs;
+DROP TABLE tenant_integrations;
