@@ -330,9 +330,9 @@ pub fn compile(tree: &Group, now: DateTime<Utc>, first_param: usize) -> Predicat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::rules::dialects::normalise;
-    use crate::domain::rules::evaluate::{Customer, evaluate};
-    use crate::domain::rules::{MAX_DAYS, MAX_LIST_ITEMS};
+    use crate::dialects::normalise;
+    use crate::evaluate::{Customer, evaluate};
+    use crate::{MAX_DAYS, MAX_LIST_ITEMS};
     use serde_json::json;
 
     /// A tree as a stored rule could hold it, built without the validator.

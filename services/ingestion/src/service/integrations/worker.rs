@@ -532,12 +532,12 @@ impl SyncJob<'_> {
         stored: &str,
         vtex_status: &str,
     ) -> Result<(), Stop> {
-        let Some(wanted) = OrderStatus::parse(order_status(vtex_status)) else {
+        let Some(wanted) = OrderStatus::from_name(order_status(vtex_status)) else {
             return Err(Stop::Permanent(format!(
                 "VTEX status {vtex_status:?} maps to no order status"
             )));
         };
-        if OrderStatus::parse(stored) == Some(wanted) {
+        if OrderStatus::from_name(stored) == Some(wanted) {
             self.counts.orders.unchanged += 1;
             return Ok(());
         }
