@@ -59,7 +59,10 @@ pub fn status_of(described: Described<'_>) -> StatusCode {
     match described {
         Described::Client(info) => info.status,
         Described::Delegated(error) => error.status_code(),
-        Described::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Described::Internal(cause) => match unstorable_text(cause) {
+            Some(info) => info.status,
+            None => StatusCode::INTERNAL_SERVER_ERROR,
+        },
     }
 }
 
@@ -69,11 +72,32 @@ pub fn respond(described: Described<'_>) -> HttpResponse {
     match described {
         Described::Client(info) => render(info),
         Described::Delegated(error) => error.error_response(),
+        Described::Internal(cause) if let Some(info) = unstorable_text(cause) => render(info),
         Described::Internal(cause) => {
             tracing::error!(error = %format!("{cause:#}"), "request failed");
             internal()
         }
     }
+}
+
+/// A client's text that PostgreSQL cannot store (a NUL character, `\u0000` in JSON:
+/// SQLSTATE 22021 / "invalid byte sequence"): the input's fault, so a 400 for every
+/// service rather than an internal error, whichever write it reached.
+fn unstorable_text(cause: &anyhow::Error) -> Option<ErrorInfo> {
+    let database = cause
+        .chain()
+        .find_map(|e| e.downcast_ref::<diesel::result::Error>())?;
+    let diesel::result::Error::DatabaseError(_, info) = database else {
+        return None;
+    };
+    let message = info.message();
+    (message.contains("invalid byte sequence") || message.contains("0x00")).then(|| {
+        ErrorInfo::new(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "Text fields may not contain NUL characters (\\u0000).",
+        )
+    })
 }
 
 /// The constraint a unique violation hit, when `error` is one; services map their own
@@ -213,6 +237,45 @@ mod tests {
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("internal_error"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn text_postgres_cannot_store_is_the_clients_fault() {
+        struct Nul;
+        impl diesel::result::DatabaseErrorInformation for Nul {
+            fn message(&self) -> &str {
+                "invalid byte sequence for encoding \"UTF8\": 0x00"
+            }
+            fn details(&self) -> Option<&str> {
+                None
+            }
+            fn hint(&self) -> Option<&str> {
+                None
+            }
+            fn table_name(&self) -> Option<&str> {
+                None
+            }
+            fn column_name(&self) -> Option<&str> {
+                None
+            }
+            fn constraint_name(&self) -> Option<&str> {
+                None
+            }
+            fn statement_position(&self) -> Option<i32> {
+                None
+            }
+        }
+        let error = SampleError::from(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new(Nul),
+        ));
+        assert_eq!(error.status_code(), StatusCode::BAD_REQUEST);
+        let body = error
+            .error_response()
+            .into_body()
+            .try_into_bytes()
+            .unwrap_or_default();
+        assert!(String::from_utf8_lossy(&body).contains("validation_failed"));
     }
 
     #[test]
