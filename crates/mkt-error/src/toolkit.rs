@@ -184,10 +184,11 @@ mod tests {
         "things_name_key" => SampleError::Taken,
     });
 
-    struct Info(&'static str);
+    /// A database error's details: its message and the constraint it names.
+    struct Info(&'static str, &'static str);
     impl diesel::result::DatabaseErrorInformation for Info {
         fn message(&self) -> &str {
-            "duplicate key"
+            self.1
         }
         fn details(&self) -> Option<&str> {
             None
@@ -212,7 +213,7 @@ mod tests {
     fn unique(constraint: &'static str) -> diesel::result::Error {
         diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
-            Box::new(Info(constraint)),
+            Box::new(Info(constraint, "duplicate key")),
         )
     }
 
@@ -241,33 +242,12 @@ mod tests {
 
     #[test]
     fn text_postgres_cannot_store_is_the_clients_fault() {
-        struct Nul;
-        impl diesel::result::DatabaseErrorInformation for Nul {
-            fn message(&self) -> &str {
-                "invalid byte sequence for encoding \"UTF8\": 0x00"
-            }
-            fn details(&self) -> Option<&str> {
-                None
-            }
-            fn hint(&self) -> Option<&str> {
-                None
-            }
-            fn table_name(&self) -> Option<&str> {
-                None
-            }
-            fn column_name(&self) -> Option<&str> {
-                None
-            }
-            fn constraint_name(&self) -> Option<&str> {
-                None
-            }
-            fn statement_position(&self) -> Option<i32> {
-                None
-            }
-        }
         let error = SampleError::from(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::Unknown,
-            Box::new(Nul),
+            Box::new(Info(
+                "",
+                "invalid byte sequence for encoding \"UTF8\": 0x00",
+            )),
         ));
         assert_eq!(error.status_code(), StatusCode::BAD_REQUEST);
         let body = error
